@@ -1,0 +1,2 @@
+import AltiEmulator
+@main struct EmulatorEntrypoint { static func main() async {} }

@@ -1,0 +1,2 @@
+import AltiCLI
+@main struct Entrypoint { static func main() async { await AltiCommand.main() } }

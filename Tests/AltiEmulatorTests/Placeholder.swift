@@ -1,0 +1,2 @@
+import Testing
+@Test func placeholderAltiEmulatorTests() { #expect(Bool(true)) }

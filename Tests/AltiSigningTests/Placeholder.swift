@@ -1,0 +1,2 @@
+import Testing
+@Test func placeholderAltiSigningTests() { #expect(Bool(true)) }
