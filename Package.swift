@@ -50,7 +50,7 @@ let package = Package(
             dependencies: ["AltiCrypto", "AltiArchive"],
             swiftSettings: swiftSettings),
         // GraphQL client: operations as types over an HTTP transport protocol.
-        .target(name: "AltiAPI", dependencies: ["AltiNet"], swiftSettings: swiftSettings),
+        .target(name: "AltiAPI", dependencies: ["AltiNet", "AltiCore"], swiftSettings: swiftSettings),
         // Byte uploads: S3 pre-signed PUT, OSS signed PUT.
         .target(
             name: "AltiStorage", dependencies: ["AltiNet", "AltiSigning", "AltiCore"],

@@ -1,0 +1,231 @@
+import AltiCore
+import Foundation
+
+/// `RemoteCatalog` over the Altizure GraphQL API. Batches are single documents with one aliased
+/// field per item (`h0: hasImage(...) h1: hasImage(...)`), so N checksums cost ceil(N/100)
+/// requests instead of N. Variables carry every value: nothing user-supplied is spliced into a
+/// document.
+public struct AltizureCatalog: RemoteCatalog {
+    public let client: GraphQLClient
+    public let batchLimit: Int
+
+    public init(client: GraphQLClient, batchLimit: Int = 100) {
+        self.client = client
+        self.batchLimit = batchLimit
+    }
+
+    static let imageFields = "id state name filename error"
+
+    public func serverInfo() async throws -> ServerInfo {
+        let query = """
+            query serverInfo { support { systemMode supportedCloud(kind: image) } \
+            getGeoIPInfo { nearestBuckets { cloud bucket display } } }
+            """
+        let response = try await client.execute(query, operationName: "serverInfo", withToken: false)
+        try failOnErrors(response, doing: "read the server's mode and buckets")
+        let support = response.data["support"]
+        let buckets = (response.data["getGeoIPInfo"]?["nearestBuckets"]?.array ?? []).compactMap { item -> BucketSuggestion? in
+            guard let cloud = item["cloud"]?.nonEmptyString, let bucket = item["bucket"]?.nonEmptyString else { return nil }
+            return BucketSuggestion(cloud: cloud, bucket: bucket, display: item["display"]?.string)
+        }
+        return ServerInfo(
+            systemMode: support?["systemMode"]?.string ?? "",
+            supportedClouds: (support?["supportedCloud"]?.array ?? []).compactMap(\.string),
+            nearestBuckets: buckets)
+    }
+
+    public func project(_ idOrPrefix: String) async throws -> RemoteProject {
+        let fields = "id name numImage gigaPixel"
+        if Self.looksLikeFullID(idOrPrefix) {
+            let response = try await client.execute(
+                "query project($id: ID!) { project(id: $id) { \(fields) } }",
+                variables: ["id": .string(idOrPrefix)], operationName: "project", withToken: true)
+            try failOnErrors(response, doing: "look up project \(idOrPrefix)")
+            if let project = Self.decodeProject(response.data["project"]) { return project }
+            throw AltiError(.notFound, "project \(idOrPrefix) does not exist at \(client.credentials.origin) or is not yours; check --project")
+        }
+        // A prefix, as the official CLI allows: ask for two matches so an ambiguous prefix is an
+        // error rather than a silent pick.
+        let response = try await client.execute(
+            "query searchProject($id: String, $limit: Int, $mine: Boolean) { search { projectID(id: $id, limit: $limit, myProject: $mine) { \(fields) } } }",
+            variables: ["id": .string(idOrPrefix), "limit": 2, "mine": true], operationName: "searchProject", withToken: true)
+        try failOnErrors(response, doing: "search for project \(idOrPrefix)")
+        let matches = (response.data["search"]?["projectID"]?.array ?? []).compactMap(Self.decodeProject)
+        if let exact = matches.first(where: { $0.id == idOrPrefix }) { return exact }
+        switch matches.count {
+        case 0:
+            throw AltiError(.notFound, "no project of yours starts with \(idOrPrefix) at \(client.credentials.origin); check --project")
+        case 1:
+            return matches[0]
+        default:
+            throw AltiError(.usage, "project prefix \(idOrPrefix) matches several projects (\(matches.map(\.id).joined(separator: ", "))); give more characters of --project")
+        }
+    }
+
+    public func hasImages(project: String, checksums: [String]) async throws -> [String: RemoteImage] {
+        precondition(checksums.count <= batchLimit)
+        guard !checksums.isEmpty else { return [:] }
+        var variables: [String: JSONValue] = ["pid": .string(project)]
+        var declarations = ["$pid: ID!"]
+        var fields: [String] = []
+        for (i, checksum) in checksums.enumerated() {
+            variables["c\(i)"] = .string(checksum)
+            declarations.append("$c\(i): String!")
+            fields.append("h\(i): hasImage(pid: $pid, checksum: $c\(i)) { \(Self.imageFields) }")
+        }
+        let query = "mutation hasImage(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
+        let response = try await client.execute(query, variables: variables, operationName: "hasImage", withToken: true)
+        try failOnErrors(response, doing: "ask which images project \(project) has")
+        var result: [String: RemoteImage] = [:]
+        for (i, checksum) in checksums.enumerated() {
+            if let image = Self.decodeImage(response.data["h\(i)"]) { result[checksum] = image }
+        }
+        return result
+    }
+
+    public func registerS3(project: String, bucket: String, images: [ImageRegistration]) async throws
+        -> [String: Result<RegisteredImage, AltiError>]
+    {
+        precondition(images.count <= batchLimit)
+        guard !images.isEmpty else { return [:] }
+        var variables: [String: JSONValue] = ["pid": .string(project), "bucket": .string(bucket)]
+        var declarations = ["$pid: ID!", "$bucket: BucketS3!"]
+        var fields: [String] = []
+        for (i, image) in images.enumerated() {
+            variables["f\(i)"] = .string(image.filename)
+            variables["t\(i)"] = .string(image.imageType)
+            variables["c\(i)"] = .string(image.sha1)
+            declarations += ["$f\(i): String!", "$t\(i): IMAGE_TYPE", "$c\(i): String"]
+            fields.append(
+                "r\(i): uploadImageS3(pid: $pid, bucket: $bucket, filename: $f\(i), type: $t\(i), checksum: $c\(i)) { url image { id state name filename } }")
+        }
+        let query = "mutation uploadImageS3(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
+        let response = try await client.execute(query, variables: variables, operationName: "uploadImageS3", withToken: true)
+        try failOnWholeRequestErrors(response, doing: "register images in bucket \(bucket)")
+        var result: [String: Result<RegisteredImage, AltiError>] = [:]
+        for (i, image) in images.enumerated() {
+            let alias = "r\(i)"
+            let answer = response.data[alias]
+            if let error = response.errors.first(where: { $0.alias == alias }) {
+                result[image.sha1] = .failure(AltiError(.protocolError, "the server refused to register \(image.filename): \(error.message)"))
+            } else if let registered = Self.decodeImage(answer?["image"]), let url = answer?["url"]?.nonEmptyString {
+                result[image.sha1] = .success(RegisteredImage(image: registered, uploadURL: url))
+            } else {
+                result[image.sha1] = .failure(AltiError(.protocolError, "the server registered \(image.filename) without an image id or upload URL"))
+            }
+        }
+        return result
+    }
+
+    public func startUpload(imageIDs: [String]) async throws -> [String: RemoteImage] {
+        try await perImageMutation("startImageUpload", imageIDs: imageIDs)
+    }
+
+    func perImageMutation(_ field: String, imageIDs: [String]) async throws -> [String: RemoteImage] {
+        precondition(imageIDs.count <= batchLimit)
+        guard !imageIDs.isEmpty else { return [:] }
+        var variables: [String: JSONValue] = [:]
+        var declarations: [String] = []
+        var fields: [String] = []
+        for (i, id) in imageIDs.enumerated() {
+            variables["i\(i)"] = .string(id)
+            declarations.append("$i\(i): ID!")
+            fields.append("s\(i): \(field)(id: $i\(i)) { id state }")
+        }
+        let query = "mutation \(field)(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
+        let response = try await client.execute(query, variables: variables, operationName: field, withToken: true)
+        try failOnWholeRequestErrors(response, doing: "signal \(field)")
+        var result: [String: RemoteImage] = [:]
+        for (i, id) in imageIDs.enumerated() {
+            if let image = Self.decodeImage(response.data["s\(i)"]) { result[id] = image }
+        }
+        return result
+    }
+
+    public func imageStates(project: String, imageIDs: [String]) async throws -> [String: RemoteImage] {
+        precondition(imageIDs.count <= batchLimit)
+        guard !imageIDs.isEmpty else { return [:] }
+        var variables: [String: JSONValue] = ["pid": .string(project)]
+        var declarations = ["$pid: ID!"]
+        var fields: [String] = []
+        for (i, id) in imageIDs.enumerated() {
+            variables["i\(i)"] = .string(id)
+            declarations.append("$i\(i): ID!")
+            fields.append("i\(i): image(id: $i\(i)) { \(Self.imageFields) }")
+        }
+        let query = "query imageStates(\(declarations.joined(separator: ", "))) { project(id: $pid) { \(fields.joined(separator: " ")) } }"
+        let response = try await client.execute(query, variables: variables, operationName: "imageStates", withToken: true)
+        try failOnWholeRequestErrors(response, doing: "read image states")
+        guard let projectData = response.data["project"], !projectData.isNull else {
+            throw AltiError(.notFound, "project \(project) no longer exists at \(client.credentials.origin)")
+        }
+        var result: [String: RemoteImage] = [:]
+        for (i, id) in imageIDs.enumerated() {
+            if let image = Self.decodeImage(projectData["i\(i)"]) { result[id] = image }
+        }
+        return result
+    }
+
+    public func startReconstruction(project: String) async throws -> ReconstructionOutcome {
+        try await reconstruction("startReconstructionWithError", project: project)
+    }
+
+    public func preStartReconstruction(project: String) async throws -> ReconstructionOutcome {
+        try await reconstruction("preStartReconstruction", project: project)
+    }
+
+    func reconstruction(_ field: String, project: String) async throws -> ReconstructionOutcome {
+        let query = "mutation \(field)($id: ID!) { \(field)(id: $id) { error { code message } task { id state } } }"
+        let response = try await client.execute(query, variables: ["id": .string(project)], operationName: field, withToken: true)
+        try failOnErrors(response, doing: field)
+        let answer = response.data[field]
+        return ReconstructionOutcome(
+            taskID: answer?["task"]?["id"]?.nonEmptyString, taskState: answer?["task"]?["state"]?.string,
+            errorCode: answer?["error"]?["code"]?.int, errorMessage: answer?["error"]?["message"]?.nonEmptyString)
+    }
+
+    // MARK: Decoding
+
+    static func looksLikeFullID(_ s: String) -> Bool {
+        s.count == 24 && s.allSatisfy(\.isHexDigit)
+    }
+
+    static func decodeProject(_ value: JSONValue?) -> RemoteProject? {
+        guard let value, let id = value["id"]?.nonEmptyString else { return nil }
+        return RemoteProject(
+            id: id, name: value["name"]?.string ?? "", numImage: value["numImage"]?.int ?? 0,
+            gigaPixel: value["gigaPixel"]?.double ?? 0)
+    }
+
+    static func decodeImage(_ value: JSONValue?) -> RemoteImage? {
+        guard let value, let id = value["id"]?.nonEmptyString else { return nil }
+        return RemoteImage(
+            id: id, state: value["state"]?.string ?? "", name: value["name"]?.string,
+            filename: value["filename"]?.string, errors: (value["error"]?.array ?? []).compactMap(\.string))
+    }
+
+    func failOnErrors(_ response: GraphQLResponse, doing what: String) throws {
+        if let first = response.errors.first {
+            throw Self.mapError(first, doing: what)
+        }
+    }
+
+    /// In a batch, an error with a path belongs to one alias and is handled per item; one
+    /// without a path (a validation error) fails the request.
+    func failOnWholeRequestErrors(_ response: GraphQLResponse, doing what: String) throws {
+        if let first = response.errors.first(where: { $0.alias == nil }) {
+            throw Self.mapError(first, doing: what)
+        }
+        if response.data.isNull, let first = response.errors.first {
+            throw Self.mapError(first, doing: what)
+        }
+    }
+
+    static func mapError(_ error: GraphQLFieldError, doing what: String) -> AltiError {
+        let lower = error.message.lowercased()
+        if lower.contains("read-only") || lower.contains("readonly") {
+            return AltiError(.unavailable, "the server is in read-only mode and refused to \(what); try again later")
+        }
+        return AltiError(.protocolError, "the server could not \(what): \(error.message)")
+    }
+}

@@ -1,0 +1,144 @@
+import AltiCore
+import Foundation
+
+/// One HTTP POST as the GraphQL client needs it. Production wires this to libcurl (AltiNet);
+/// unit tests pass a closure. The closure throws for transport failures (no answer at all).
+public typealias GraphQLPost = @Sendable (_ url: String, _ headers: [(String, String)], _ body: [UInt8]) async throws
+    -> (status: Int, body: [UInt8])
+
+/// Where and as whom: the origin (`https://api.altizure.com`, or the emulator's
+/// `http://127.0.0.1:PORT`), the app key and the user token. Never printed.
+public struct APICredentials: Sendable {
+    public var origin: String
+    public var key: String
+    public var token: String
+
+    public init(origin: String, key: String, token: String) {
+        self.origin = origin.hasSuffix("/") ? String(origin.dropLast()) : origin
+        self.key = key
+        self.token = token
+    }
+
+    public var graphQLURL: String { origin + "/graphql" }
+}
+
+/// A GraphQL error as the server reports it. `alias` is the first element of its path, which
+/// tells which aliased field of a batch it belongs to.
+public struct GraphQLFieldError: Sendable, Equatable {
+    public var message: String
+    public var alias: String?
+}
+
+/// A decoded answer: `data` (possibly partial) and the errors.
+public struct GraphQLResponse: Sendable {
+    public var data: JSONValue
+    public var errors: [GraphQLFieldError]
+
+    /// Errors that concern the whole request (no path) or the given alias.
+    public func errors(for alias: String) -> [GraphQLFieldError] {
+        errors.filter { $0.alias == alias || $0.alias == nil }
+    }
+}
+
+/// Counts what went over the wire, for the summary and for tests and benchmarks.
+public actor RequestCounter {
+    public private(set) var requests = 0
+    public private(set) var retries = 0
+    public init() {}
+    func recordRequest() { requests += 1 }
+    func recordRetry() { retries += 1 }
+}
+
+/// The GraphQL client: JSON POSTs to `<origin>/graphql` with the `key` and (for project and image
+/// operations) `altitoken` headers, bounded retries with full jitter on transport errors, 429 and
+/// 5xx, and a one-line `AltiError` for everything a user can act on.
+public struct GraphQLClient: Sendable {
+    public let credentials: APICredentials
+    let post: GraphQLPost
+    let retry: RetryPolicy
+    let sleep: @Sendable (Duration) async throws -> Void
+    public let counter: RequestCounter
+
+    public init(
+        credentials: APICredentials, retry: RetryPolicy = RetryPolicy(), counter: RequestCounter = RequestCounter(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        post: @escaping GraphQLPost
+    ) {
+        self.credentials = credentials
+        self.post = post
+        self.retry = retry
+        self.sleep = sleep
+        self.counter = counter
+    }
+
+    /// Sends one document. `withToken` adds `altitoken` (project and image operations).
+    /// Throws `AltiError`: `.auth` for an Authentication Error, `.unavailable` when the server
+    /// cannot be reached after the retries, `.protocolError` for answers that are not GraphQL.
+    public func execute(
+        _ query: String, variables: [String: JSONValue] = [:], operationName: String? = nil, withToken: Bool
+    ) async throws -> GraphQLResponse {
+        var object: [String: JSONValue] = ["query": .string(query), "variables": variables.isEmpty ? .null : .object(variables)]
+        if let operationName { object["operationName"] = .string(operationName) }
+        let body = try Array(JSONEncoder().encode(JSONValue.object(object)))
+        var headers: [(String, String)] = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "application/json; charset=utf-8"),
+            ("key", credentials.key),
+        ]
+        if withToken { headers.append(("altitoken", credentials.token)) }
+
+        var lastProblem = ""
+        for attempt in 0..<retry.maxAttempts {
+            try Task.checkCancellation()
+            if attempt > 0 {
+                await counter.recordRetry()
+                try await sleep(retry.delay(beforeRetry: attempt - 1))
+                try Task.checkCancellation()
+            }
+            let status: Int
+            let responseBody: [UInt8]
+            do {
+                await counter.recordRequest()
+                (status, responseBody) = try await post(credentials.graphQLURL, headers, body)
+            } catch let error as CancellationError {
+                throw error
+            } catch let error as AltiError {
+                throw error
+            } catch {
+                lastProblem = "\(error)"
+                continue
+            }
+            if status == 429 || status >= 500 {
+                lastProblem = "HTTP \(status)"
+                continue
+            }
+            return try decode(status: status, body: responseBody)
+        }
+        throw AltiError(
+            .unavailable,
+            "cannot reach \(credentials.origin) (\(lastProblem)) after \(retry.maxAttempts) tries; "
+                + "nothing recorded was lost: run the same command again when the network is back")
+    }
+
+    func decode(status: Int, body: [UInt8]) throws -> GraphQLResponse {
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(body)), case .object = json else {
+            throw AltiError(
+                .protocolError,
+                "\(credentials.graphQLURL) answered HTTP \(status) with a body that is not GraphQL JSON; "
+                    + "check --endpoint (it must be the API origin, e.g. https://api.altizure.com)")
+        }
+        var errors: [GraphQLFieldError] = []
+        for item in json["errors"]?.array ?? [] {
+            let message = item["message"]?.string ?? "unknown error"
+            let alias = item["path"]?.array?.first?.string
+            errors.append(GraphQLFieldError(message: message, alias: alias))
+        }
+        if let auth = errors.first(where: { $0.message.localizedCaseInsensitiveContains("Authentication Error") }) {
+            throw AltiError(
+                .auth,
+                "the server refused the app key or user token (\(auth.message)); "
+                    + "set ALTI_KEY/ALTI_TOKEN or --key/--token to valid values")
+        }
+        return GraphQLResponse(data: json["data"] ?? .null, errors: errors)
+    }
+}

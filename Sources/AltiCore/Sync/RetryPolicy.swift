@@ -1,0 +1,37 @@
+import Foundation
+
+/// Exponential backoff with full jitter (AWS architecture blog's "full jitter": sleep a uniform
+/// random time in [0, min(cap, base * 2^attempt)]), bounded in attempts. Full jitter spreads the
+/// retries of many parallel uploads after a shared outage instead of synchronising them.
+public struct RetryPolicy: Sendable {
+    /// Total tries, the first one included.
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+
+    public init(maxAttempts: Int = 6, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(20)) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// The delay before retry number `attempt` (0 = before the second try).
+    public func delay(beforeRetry attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
+        let base = Double(baseDelay.components.seconds) + Double(baseDelay.components.attoseconds) / 1e18
+        let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
+        let ceiling = min(cap, base * pow(2.0, Double(min(attempt, 30))))
+        return .milliseconds(Int64(ceiling * random * 1000))
+    }
+
+    /// Reads `ALTI_RETRY_BASE_MS` so that end-to-end tests of fault paths do not sleep for
+    /// seconds; the shape of the policy stays the same.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> RetryPolicy {
+        var policy = RetryPolicy()
+        if let ms = env["ALTI_RETRY_BASE_MS"].flatMap(Int.init), ms >= 0 {
+            policy.baseDelay = .milliseconds(ms)
+            policy.maxDelay = .milliseconds(max(ms * 16, 1))
+        }
+        if let n = env["ALTI_RETRY_ATTEMPTS"].flatMap(Int.init), n > 0 { policy.maxAttempts = n }
+        return policy
+    }
+}
