@@ -151,5 +151,5 @@ public struct UploadSource: Sendable, Equatable {
 /// The byte side: an HTTP PUT to a pre-signed URL.
 public protocol BlobUploader: Sendable {
     func put(_ source: UploadSource, contentType: String, url: String,
-             progress: @escaping @Sendable (Int64) -> Void) async throws -> PutOutcome
+             progress: @escaping @Sendable (_ deltaBytes: Int64) -> Void) async throws -> PutOutcome
 }

@@ -1,0 +1,122 @@
+import Foundation
+
+/// One thing that happened to one image during a sync. Events carry absolute facts (the id, the
+/// state), never deltas, so folding a journal twice gives the same manifest: a crash between
+/// "manifest saved" and "journal removed" is harmless.
+public struct JournalEvent: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// Registered (uploadImageS3/OSS): id, server filename, bucket, state.
+        case registered
+        /// startImageUpload answered.
+        case started
+        /// The store accepted the bytes (PUT 200).
+        case stored
+        /// A state read from the server (hasImage, project.image).
+        case state
+        /// A local failure after retries (no server fact changes).
+        case failed
+    }
+
+    public var kind: Kind
+    public var sha1: String
+    public var at: String
+    public var imageID: String?
+    public var filename: String?
+    public var bucket: String?
+    public var state: String?
+    public var errors: [String]?
+    public var reason: String?
+
+    public init(
+        _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
+        bucket: String? = nil, state: String? = nil, errors: [String]? = nil, reason: String? = nil
+    ) {
+        self.kind = kind
+        self.sha1 = sha1
+        self.at = JournalEvent.timestamp(at)
+        self.imageID = imageID
+        self.filename = filename
+        self.bucket = bucket
+        self.state = state
+        self.errors = errors
+        self.reason = reason
+    }
+
+    public static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+}
+
+/// An append-only JSON-lines file beside the manifest (`<manifest>.journal`). Every batch of
+/// events is one `write` followed by `fsync`, so what the journal says happened survives a
+/// crash or power loss at any instant; a torn last line (the crash hit mid-write) is ignored on
+/// read. The manifest is rewritten only when the journal is folded into it (at the end of a
+/// sync and at the start of the next), never once per image.
+public final class SyncJournal: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    public private(set) var eventsWritten = 0
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw AltiError(.cannotWrite, "cannot open the sync journal \(path): \(String(cString: strerror(errno))); check that its folder is writable")
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    public func append(_ events: [JournalEvent]) throws {
+        guard !events.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes = Data()
+        for event in events {
+            bytes.append(try encoder.encode(event))
+            bytes.append(0x0A)
+        }
+        try lock.withLock {
+            try bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw AltiError(.cannotWrite, "cannot append to the sync journal \(path): \(String(cString: strerror(errno)))")
+                    }
+                    offset += n
+                }
+            }
+            if fsync(fd) != 0 {
+                throw AltiError(.cannotWrite, "cannot flush the sync journal \(path) to disk: \(String(cString: strerror(errno)))")
+            }
+            eventsWritten += events.count
+        }
+    }
+
+    public func append(_ event: JournalEvent) throws { try append([event]) }
+
+    /// Reads a journal. A missing file is an empty journal; a torn last line is dropped; a bad
+    /// line before the last one means the file was damaged by something other than a crash.
+    public static func read(path: String) throws -> [JournalEvent] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var lines = data.split(separator: 0x0A, omittingEmptySubsequences: true)
+        let endsCleanly = data.last == 0x0A
+        var events: [JournalEvent] = []
+        let decoder = JSONDecoder()
+        if !endsCleanly, !lines.isEmpty { lines.removeLast() }  // torn by a crash mid-write
+        for (index, line) in lines.enumerated() {
+            do {
+                events.append(try decoder.decode(JournalEvent.self, from: Data(line)))
+            } catch {
+                throw AltiError(
+                    .dataError,
+                    "the sync journal \(path) is damaged at line \(index + 1); move it aside and run again (the server still knows what was uploaded)")
+            }
+        }
+        return events
+    }
+}
