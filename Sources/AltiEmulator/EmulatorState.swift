@@ -1,0 +1,474 @@
+import Foundation
+
+/// All mutable state of one emulator: projects, images, stored objects, credentials, counters,
+/// the request log and the fault switches. Tests read it directly (`RunningEmulator.state`).
+public actor EmulatorState {
+    public nonisolated let configuration: EmulatorConfiguration
+    nonisolated let clock: any EmulatorClock
+
+    private var projects: [String: ProjectRecord] = [:]
+    private var projectOrder: [String] = []
+    private var images: [String: ImageRecord] = [:]
+    /// objectKey -> image id
+    private var objectIndex: [String: String] = [:]
+    /// In-memory objects (when there is no data directory).
+    private var objects: [String: [UInt8]] = [:]
+    private var stsByKeyID: [String: STSRecord] = [:]
+    /// The credentials the emulator signs its S3 URLs with.
+    public private(set) var s3Credentials: S3Credentials
+    private var counters = EmulatorStats()
+    private var log: [RequestLogEntry] = []
+    private var sequence = 0
+    /// The fault switches in force.
+    public private(set) var faults: FaultSettings
+    private var rng = SystemRandomNumberGenerator()
+    /// True once the emulator has begun to shut down (hanging requests give up).
+    public private(set) var isStopping = false
+    /// `http://127.0.0.1:PORT`, known once the server is bound.
+    public private(set) var baseURL: String = ""
+
+    public init(configuration: EmulatorConfiguration, clock: any EmulatorClock = SystemEmulatorClock()) throws {
+        self.configuration = configuration
+        self.clock = clock
+        self.faults = configuration.faults
+        self.s3Credentials = S3Credentials(accessKeyID: "AKIAALTIEMULATOR0001", secret: randomHex(20))
+        if let dir = configuration.dataDirectory {
+            try FileManager.default.createDirectory(atPath: dir + "/objects", withIntermediateDirectories: true)
+            if let data = FileManager.default.contents(atPath: Self.snapshotPath(dir)) {
+                let snapshot = try Self.decoder.decode(Snapshot.self, from: data)
+                s3Credentials = snapshot.s3
+                for p in snapshot.projects {
+                    projects[p.id] = p
+                    projectOrder.append(p.id)
+                }
+                for i in snapshot.images {
+                    images[i.id] = i
+                    objectIndex[i.objectKey] = i.id
+                }
+                for s in snapshot.sts { stsByKeyID[s.accessKeyID] = s }
+            }
+        }
+        Self.seed(configuration, clock.now(), &projects, &projectOrder)
+    }
+
+    private static func seed(_ configuration: EmulatorConfiguration, _ now: Date,
+                             _ projects: inout [String: ProjectRecord], _ order: inout [String]) {
+        for seed in configuration.allProjects where projects[seed.id] == nil {
+            projects[seed.id] = ProjectRecord(
+                id: seed.id, name: seed.name, projectType: "free", visibility: "public",
+                createdAt: now, imageIDs: [], taskState: nil, tasks: [])
+            order.append(seed.id)
+        }
+    }
+
+    func setBaseURL(_ url: String) { baseURL = url }
+
+    func markStopping() { isStopping = true }
+
+    /// Restarts processing of images that were Uploaded when a persisted emulator stopped.
+    func resumeProcessing() {
+        for image in images.values where image.state == .uploaded {
+            scheduleProcessing(image)
+        }
+    }
+
+    // MARK: Time and lifetimes
+
+    public nonisolated func now() -> Date { clock.now() }
+    var urlLifetime: TimeInterval { faults.urlLifetimeSeconds ?? configuration.urlLifetime }
+    var stsLifetime: TimeInterval { faults.stsLifetimeSeconds ?? configuration.stsLifetime }
+
+    /// The 65-minute rule: Pending images untouched that long become Invalid.
+    private func expireStalePending() {
+        let now = clock.now()
+        var changed = false
+        for (id, var image) in images where image.state == .pending
+            && now.timeIntervalSince(image.modifiedAt) >= configuration.pendingTimeout {
+            image.state = .invalid
+            let minutes = Int(configuration.pendingTimeout / 60)
+            image.errors = [image.received == nil
+                ? "no image data arrived within \(minutes) minutes"
+                : "upload not completed (doneImageUpload) within \(minutes) minutes"]
+            image.modifiedAt = now
+            image.generation += 1
+            images[id] = image
+            changed = true
+        }
+        if changed { persist() }
+    }
+
+    // MARK: Projects
+
+    /// The project with this id, or nil.
+    public func project(_ id: String) -> ProjectRecord? { projects[id] }
+
+    /// All projects, oldest first.
+    public func allProjects() -> [ProjectRecord] { projectOrder.compactMap { projects[$0] } }
+
+    func createProject(name: String, type: String?, visibility: String?) -> ProjectRecord {
+        let record = ProjectRecord(
+            id: makeObjectID(), name: name, projectType: type ?? "free", visibility: visibility ?? "public",
+            createdAt: clock.now(), imageIDs: [], taskState: nil, tasks: [])
+        projects[record.id] = record
+        projectOrder.append(record.id)
+        persist()
+        return record
+    }
+
+    func startReconstruction(projectID: String, taskType: String, scheduled: Bool) -> (TaskRecord?, String?) {
+        expireStalePending()
+        guard var project = projects[projectID] else { return (nil, "project not found") }
+        let ready = project.imageIDs.compactMap { images[$0] }.filter { $0.state == .ready || $0.state == .readyStrong }
+        if !scheduled && ready.isEmpty { return (nil, "no Ready image in the project") }
+        let task = TaskRecord(id: makeObjectID(), taskType: taskType, state: scheduled ? "Scheduled" : "Pending",
+                              startDate: clock.now())
+        project.tasks.append(task)
+        project.taskState = task.state
+        projects[projectID] = project
+        persist()
+        return (task, nil)
+    }
+
+    func stopReconstruction(projectID: String) -> TaskRecord? {
+        guard var project = projects[projectID], var task = project.tasks.last else { return nil }
+        task.state = "Stopped"
+        project.tasks[project.tasks.count - 1] = task
+        project.taskState = "Stopped"
+        projects[projectID] = project
+        persist()
+        return task
+    }
+
+    // MARK: Images
+
+    /// The project's images in registration order.
+    public func images(ofProject projectID: String) -> [ImageRecord] {
+        expireStalePending()
+        return projects[projectID]?.imageIDs.compactMap { images[$0] } ?? []
+    }
+
+    /// One image by id, in any project.
+    public func image(id: String) -> ImageRecord? {
+        expireStalePending()
+        return images[id]
+    }
+
+    /// The project's image with this id, or nil.
+    public func image(projectID: String, imageID: String) -> ImageRecord? {
+        expireStalePending()
+        guard let image = images[imageID], image.projectID == projectID else { return nil }
+        return image
+    }
+
+    /// The project's image with this client or server filename, or nil.
+    public func image(projectID: String, filename: String) -> ImageRecord? {
+        images(ofProject: projectID).first { $0.filename == filename || $0.name == filename }
+    }
+
+    /// `hasImage`: the project's image with that checksum in any state, or nil.
+    public func image(projectID: String, checksum: String) -> ImageRecord? {
+        let wanted = checksum.lowercased()
+        return images(ofProject: projectID).first { $0.checksum == wanted }
+    }
+
+    /// Registers an image (uploadImageS3/OSS). A checksum the project already has returns the same
+    /// image; a non-Ready one is reset to Pending.
+    func register(projectID: String, cloud: StorageCloud, bucket: String, clientFilename: String,
+                  type: String?, checksum rawChecksum: String?) -> ImageRecord {
+        expireStalePending()
+        let now = clock.now()
+        let checksum = rawChecksum.map { $0.lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        counters.registrations += 1
+        if let checksum, var image = images(ofProject: projectID).first(where: { $0.checksum == checksum }) {
+            if image.state != .ready && image.state != .readyStrong {
+                image.state = .pending
+                image.errors = []
+                image.received = nil
+                image.generation += 1
+            }
+            if let type { image.type = type }
+            let key = Self.objectKey(cloud: cloud, bucket: bucket, projectID: projectID, filename: image.filename)
+            if key != image.objectKey {
+                objectIndex[image.objectKey] = nil
+                image.objectKey = key
+                image.cloud = cloud
+                objectIndex[key] = image.id
+            }
+            image.modifiedAt = now
+            images[image.id] = image
+            persist()
+            return image
+        }
+        let filename = Self.serverFilename(checksum: checksum, type: type, clientFilename: clientFilename)
+        let key = Self.objectKey(cloud: cloud, bucket: bucket, projectID: projectID, filename: filename)
+        let image = ImageRecord(
+            id: makeObjectID(), projectID: projectID, name: clientFilename, filename: filename, checksum: checksum,
+            type: type, cloud: cloud, objectKey: key, state: .pending, errors: [], createdAt: now, modifiedAt: now,
+            received: nil, putCount: 0, generation: 0)
+        images[image.id] = image
+        objectIndex[key] = image.id
+        projects[projectID]?.imageIDs.append(image.id)
+        persist()
+        return image
+    }
+
+    static func objectKey(cloud: StorageCloud, bucket: String, projectID: String, filename: String) -> String {
+        "\(cloud == .s3 ? "s3" : "oss")/\(bucket)/\(projectID)/\(filename)"
+    }
+
+    /// `<sha1>.<ext>`: the hashed server-side name (random when no usable checksum was given).
+    static func serverFilename(checksum: String?, type: String?, clientFilename: String) -> String {
+        let ext: String
+        switch type {
+        case "PNG": ext = "png"
+        case "TIFF": ext = "tif"
+        case "JPEG": ext = "jpg"
+        default:
+            let clientExt = (clientFilename as NSString).pathExtension.lowercased()
+            ext = clientExt.isEmpty || !clientExt.allSatisfy({ $0.isLetter || $0.isNumber }) ? "jpg" : clientExt
+        }
+        let base: String
+        if let checksum, checksum.count == 40, checksum.allSatisfy(\.isHexDigit) {
+            base = checksum
+        } else {
+            base = randomHex(20)
+        }
+        return "\(base).\(ext)"
+    }
+
+    /// `startImageUpload`: touches the image (it stays Pending until the bytes arrive).
+    func startImageUpload(id: String) -> ImageRecord? {
+        expireStalePending()
+        guard var image = images[id] else { return nil }
+        if image.state == .pending { image.modifiedAt = clock.now() }
+        images[id] = image
+        persist()
+        return image
+    }
+
+    /// `doneImageUpload`: Uploaded (and processing starts) if the bytes arrived; else unchanged.
+    func doneImageUpload(id: String) -> ImageRecord? {
+        expireStalePending()
+        guard var image = images[id] else { return nil }
+        if image.received != nil && (image.state == .pending || image.state == .invalid) {
+            image.state = .uploaded
+            image.errors = []
+            image.modifiedAt = clock.now()
+            image.generation += 1
+            images[id] = image
+            persist()
+            scheduleProcessing(image)
+        }
+        return image
+    }
+
+    private func scheduleProcessing(_ image: ImageRecord) {
+        let delay = configuration.processingDelay
+        let id = image.id
+        let generation = image.generation
+        Task {
+            if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
+            self.finishProcessing(id: id, generation: generation)
+        }
+    }
+
+    private func finishProcessing(id: String, generation: Int) {
+        guard var image = images[id], image.generation == generation, image.state == .uploaded,
+              let received = image.received else { return }
+        var errors: [String] = []
+        let forced = Set(faults.forceInvalid)
+        if forced.contains(image.name) || forced.contains(image.filename) || forced.contains(image.id) {
+            errors.append("forced Invalid by the emulator (forceInvalid)")
+        }
+        if received.size == 0 {
+            errors.append("empty file")
+        } else if received.format == nil {
+            errors.append("not a JPEG, PNG or TIFF image")
+        }
+        if let checksum = image.checksum, checksum != received.sha1 {
+            errors.append("checksum mismatch: registered \(checksum), stored bytes have \(received.sha1)")
+        }
+        image.state = errors.isEmpty ? .ready : .invalid
+        image.errors = errors
+        image.modifiedAt = clock.now()
+        images[id] = image
+        persist()
+    }
+
+    // MARK: Storage
+
+    /// Issues STS credentials for `<ossBucket>/<projectID>/`.
+    func issueSTS(projectID: String) -> STSRecord {
+        let record = STSRecord(
+            accessKeyID: "STS.\(randomHex(12))", secret: randomHex(20), token: "CAIS\(randomHex(32))",
+            projectID: projectID, bucket: configuration.ossBucket,
+            expiresAt: clock.now().addingTimeInterval(stsLifetime).rounded())
+        stsByKeyID[record.accessKeyID] = record
+        counters.stsIssued += 1
+        persist()
+        return record
+    }
+
+    /// The STS credentials with this access key id, or nil.
+    public func sts(accessKeyID: String) -> STSRecord? { stsByKeyID[accessKeyID] }
+
+    /// The image whose object key this is, if any.
+    func imageID(forObjectKey key: String) -> String? { objectIndex[key] }
+
+    /// Stores an object that passed verification and moves its image along the lifecycle.
+    /// Returns the image id the object belongs to, if any.
+    @discardableResult
+    func storeObject(key: String, bytes: [UInt8]) throws -> String? {
+        expireStalePending()
+        if let dir = configuration.dataDirectory {
+            let path = Self.objectPath(dir, key)
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } else {
+            objects[key] = bytes
+        }
+        counters.bytesStored += bytes.count
+        guard let id = objectIndex[key], var image = images[id] else { return nil }
+        image.putCount += 1
+        counters.putsByImage[id, default: 0] += 1
+        if image.state != .ready && image.state != .readyStrong {
+            image.received = ImageInspector.inspect(bytes)
+            image.modifiedAt = clock.now()
+            if image.cloud == .s3 || image.state == .uploaded {
+                image.state = .uploaded
+                image.errors = []
+                image.generation += 1
+                images[id] = image
+                scheduleProcessing(image)
+            } else {
+                images[id] = image
+            }
+        } else {
+            images[id] = image
+        }
+        persist()
+        return id
+    }
+
+    /// The bytes stored under an object key (`s3/<bucket>/<pid>/<file>` or `oss/...`), or nil.
+    public func object(key: String) -> [UInt8]? {
+        if let dir = configuration.dataDirectory {
+            return FileManager.default.contents(atPath: Self.objectPath(dir, key)).map { [UInt8]($0) }
+        }
+        return objects[key]
+    }
+
+    /// The bytes stored for an image, or nil.
+    public func objectBytes(imageID: String) -> [UInt8]? {
+        guard let image = images[imageID] else { return nil }
+        return object(key: image.objectKey)
+    }
+
+    // MARK: Counters, log, faults
+
+    func countGraphQLRequest() { counters.graphqlRequests += 1 }
+    func countField(_ name: String) { counters.graphqlFields[name, default: 0] += 1 }
+    func countPut(outcome: String) {
+        counters.puts += 1
+        counters.putsByOutcome[outcome, default: 0] += 1
+    }
+
+    func appendLog(_ entry: RequestLogEntry) {
+        sequence += 1
+        var entry = entry
+        entry.sequence = sequence
+        log.append(entry)
+        if log.count > configuration.requestLogLimit { log.removeFirst(log.count - configuration.requestLogLimit) }
+    }
+
+    /// Decides the fault for one arriving request (consumes `...Next` counters).
+    func decideFault(_ requestClass: RequestClass) -> (action: FaultAction, latencyMilliseconds: Int) {
+        var classFaults = faults[requestClass]
+        let action = classFaults.decide(using: &rng)
+        faults[requestClass] = classFaults
+        return (action, classFaults.latencyMilliseconds)
+    }
+
+    /// Replaces all fault switches.
+    public func setFaults(_ settings: FaultSettings) { faults = settings }
+
+    /// Changes the fault switches in place.
+    public func updateFaults(_ change: (inout FaultSettings) -> Void) { change(&faults) }
+
+    /// Counters plus the current images.
+    public func stats() -> EmulatorStats {
+        expireStalePending()
+        var out = counters
+        let all = images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        out.images = all.map {
+            ImageSummary(id: $0.id, projectID: $0.projectID, name: $0.name, filename: $0.filename,
+                         checksum: $0.checksum, state: $0.state, errors: $0.errors, putCount: $0.putCount)
+        }
+        out.imagesByState = Dictionary(grouping: all, by: { $0.state.rawValue }).mapValues(\.count)
+        return out
+    }
+
+    /// The request log, oldest first.
+    public func requestLog() -> [RequestLogEntry] { log }
+
+    /// Forgets images, objects, STS, counters and the log; projects go back to the seeds and
+    /// faults to the configured ones. The S3 signing key stays.
+    public func reset() {
+        projects = [:]
+        projectOrder = []
+        images = [:]
+        objectIndex = [:]
+        objects = [:]
+        stsByKeyID = [:]
+        counters = EmulatorStats()
+        log = []
+        faults = configuration.faults
+        if let dir = configuration.dataDirectory {
+            try? FileManager.default.removeItem(atPath: dir + "/objects")
+            try? FileManager.default.createDirectory(atPath: dir + "/objects", withIntermediateDirectories: true)
+        }
+        Self.seed(configuration, clock.now(), &projects, &projectOrder)
+        persist()
+    }
+
+    // MARK: Persistence
+
+    private struct Snapshot: Codable {
+        var version = 1
+        var s3: S3Credentials
+        var projects: [ProjectRecord]
+        var images: [ImageRecord]
+        var sts: [STSRecord]
+    }
+
+    private static func snapshotPath(_ dir: String) -> String { dir + "/state.json" }
+    private static func objectPath(_ dir: String, _ key: String) -> String { dir + "/objects/" + key }
+
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+
+    private func persist() {
+        guard let dir = configuration.dataDirectory else { return }
+        let snapshot = Snapshot(
+            s3: s3Credentials, projects: allProjects(),
+            images: images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) },
+            sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID })
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try encoder.encode(snapshot).write(to: URL(fileURLWithPath: Self.snapshotPath(dir)), options: .atomic)
+        } catch {
+            FileHandle.standardError.write(Data("alti-emulator: cannot write \(dir)/state.json: \(error)\n".utf8))
+        }
+    }
+}
+
+extension Date {
+    /// Whole seconds (STS `expire` has no fraction, so the stored expiry must not either).
+    func rounded() -> Date { Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down)) }
+}

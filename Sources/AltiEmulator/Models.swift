@@ -1,0 +1,188 @@
+import Foundation
+
+/// `UPLOAD_FILE_STATE` values the emulator uses.
+public enum ImageState: String, Sendable, Codable, CaseIterable {
+    case pending = "Pending"
+    case uploaded = "Uploaded"
+    case ready = "Ready"
+    case readyStrong = "ReadyStrong"
+    case invalid = "Invalid"
+}
+
+/// Which storage an image was registered for.
+public enum StorageCloud: String, Sendable, Codable {
+    case s3 = "S3"
+    case oss = "OSS"
+}
+
+/// What the emulator found in the bytes of a stored object.
+public struct ReceivedObject: Sendable, Codable, Equatable {
+    public var size: Int
+    public var sha1: String
+    /// `JPEG`, `PNG` or `TIFF` when the bytes start like one, else nil.
+    public var format: String?
+    public var width: Int?
+    public var height: Int?
+}
+
+/// A ProjectImage.
+public struct ImageRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var projectID: String
+    /// The client's filename (GraphQL `name`).
+    public var name: String
+    /// The server-assigned name derived from the checksum (GraphQL `filename`; the object key suffix).
+    public var filename: String
+    /// SHA-1 hex the client registered (lower-cased), if any.
+    public var checksum: String?
+    /// `IMAGE_TYPE` given at registration.
+    public var type: String?
+    public var cloud: StorageCloud
+    /// `s3/<bucket>/<pid>/<filename>` or `oss/<bucket>/<pid>/<filename>`.
+    public var objectKey: String
+    public var state: ImageState
+    public var errors: [String]
+    public var createdAt: Date
+    public var modifiedAt: Date
+    /// Bytes that arrived since the last (re)registration.
+    public var received: ReceivedObject?
+    /// Successful PUTs of this image's object, over its whole life.
+    public var putCount: Int
+    /// Bumped on every (re)registration so a stale processing task does nothing.
+    var generation: Int
+}
+
+/// A project.
+public struct ProjectRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String
+    public var projectType: String
+    public var visibility: String
+    public var createdAt: Date
+    public var imageIDs: [String]
+    public var taskState: String?
+    public var tasks: [TaskRecord]
+}
+
+/// A reconstruction task (only recorded; nothing is reconstructed).
+public struct TaskRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var taskType: String
+    public var state: String
+    public var startDate: Date
+}
+
+/// Temporary OSS credentials, write-only on `<bucket>/<projectID>/`.
+public struct STSRecord: Sendable, Codable, Equatable {
+    public var accessKeyID: String
+    public var secret: String
+    public var token: String
+    public var projectID: String
+    public var bucket: String
+    public var expiresAt: Date
+}
+
+/// The fixed S3 credentials the emulator signs its pre-signed URLs with.
+public struct S3Credentials: Sendable, Codable, Equatable {
+    public var accessKeyID: String
+    public var secret: String
+}
+
+/// One entry of the request log (`GET /_emulator/requests`). Never holds keys, tokens,
+/// signatures or query strings.
+public struct RequestLogEntry: Sendable, Codable, Equatable {
+    public var sequence: Int
+    public var time: Date
+    public var method: String
+    /// The path without its query string.
+    public var path: String
+    /// `graphql`, `put`, or nil (admin and other routes).
+    public var requestClass: String?
+    /// Root fields of the executed GraphQL operation, in document order, without repeats.
+    public var graphqlFields: [String]
+    public var operationName: String?
+    public var status: Int
+    /// For PUTs: `ok` or the refusal code (`SignatureDoesNotMatch`, `fault-503`, ...).
+    public var outcome: String?
+    /// Image id the PUT targeted, when known.
+    public var imageID: String?
+    /// Request body bytes read.
+    public var bytes: Int
+}
+
+/// A compact view of one image for tests and `GET /_emulator/stats`.
+public struct ImageSummary: Sendable, Codable, Equatable {
+    public var id: String
+    public var projectID: String
+    public var name: String
+    public var filename: String
+    public var checksum: String?
+    public var state: ImageState
+    public var errors: [String]
+    public var putCount: Int
+}
+
+/// Counters for tests: enough to prove "N images -> N PUTs" and "a re-run -> 0 PUTs".
+public struct EmulatorStats: Sendable, Codable, Equatable {
+    /// HTTP requests to `/graphql` (any outcome).
+    public var graphqlRequests: Int = 0
+    /// Root-field invocations by field name (an aliased field counts once per alias).
+    public var graphqlFields: [String: Int] = [:]
+    /// Image registrations (uploadImageS3/OSS calls that created or re-registered an image).
+    public var registrations: Int = 0
+    /// STS credentials issued.
+    public var stsIssued: Int = 0
+    /// PUT requests received (any outcome).
+    public var puts: Int = 0
+    /// PUTs by outcome: `ok`, an S3/OSS error code, or `fault-503`/`fault-500`/`fault-reset`/`fault-hang`.
+    public var putsByOutcome: [String: Int] = [:]
+    /// Successful PUTs by image id.
+    public var putsByImage: [String: Int] = [:]
+    /// Bytes stored by successful PUTs.
+    public var bytesStored: Int = 0
+    /// Current images by state.
+    public var imagesByState: [String: Int] = [:]
+    /// Current images.
+    public var images: [ImageSummary] = []
+
+    public init() {}
+
+    /// Invocations of one GraphQL root field.
+    public func count(_ field: String) -> Int { graphqlFields[field] ?? 0 }
+    /// PUTs with one outcome.
+    public func puts(_ outcome: String) -> Int { putsByOutcome[outcome] ?? 0 }
+}
+
+/// A fresh 24-hex-character id, like a MongoDB ObjectID.
+func makeObjectID() -> String {
+    randomHex(12)
+}
+
+func randomHex(_ bytes: Int) -> String {
+    var rng = SystemRandomNumberGenerator()
+    return (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
+}
+
+extension Sequence where Element == UInt8 {
+    fileprivate var hexString: String {
+        map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` (UTC), the STS `expire` format.
+func formatExpire(_ date: Date) -> String {
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = TimeZone(identifier: "UTC")
+    f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+    return f.string(from: date)
+}
+
+/// ISO 8601 with milliseconds, as the API's dates look (`2019-07-24T08:33:01.321Z`).
+func formatISODate(_ date: Date) -> String {
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = TimeZone(identifier: "UTC")
+    f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+    return f.string(from: date)
+}
