@@ -42,9 +42,7 @@ public struct JournalEvent: Codable, Sendable, Equatable {
         self.reason = reason
     }
 
-    public static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
-    }
+    public static func timestamp(_ date: Date) -> String { RFC3339.string(from: date) }
 }
 
 /// An append-only JSON-lines file beside the manifest (`<manifest>.journal`). Every batch of

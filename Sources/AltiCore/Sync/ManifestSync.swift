@@ -1,0 +1,61 @@
+import Foundation
+
+/// How sync state moves between the manifest (the durable deliverable) and the journal (the
+/// per-event log): facts are read out of the manifest at the start, journal events are folded
+/// back in at the end (and at the next start, after a crash).
+public enum ManifestSync {
+    /// The journal beside a manifest.
+    public static func journalPath(forManifest manifestPath: String) -> String { manifestPath + ".journal" }
+
+    /// Refuses a manifest bound to another endpoint or project: its ids mean nothing there.
+    public static func checkBinding(_ manifest: Manifest, manifestPath: String, endpoint: String, projectID: String) throws {
+        let remote = manifest.remote
+        if !remote.projectID.isEmpty, remote.projectID != projectID {
+            throw AltiError(
+                .notFound,
+                "\(manifestPath) belongs to project \(remote.projectID), not \(projectID); sync it to that project, or give this sync its own --manifest FILE")
+        }
+        if !remote.endpoint.isEmpty, remote.endpoint != endpoint {
+            throw AltiError(
+                .notFound,
+                "\(manifestPath) belongs to \(remote.endpoint), not \(endpoint); use --endpoint \(remote.endpoint), or give this sync its own --manifest FILE")
+        }
+    }
+
+    /// Server facts recorded in the manifest, by checksum.
+    public static func facts(from manifest: Manifest) -> [String: ImageFacts] {
+        var result: [String: ImageFacts] = [:]
+        for entry in manifest.entries {
+            guard let sha1 = entry.sha1, let server = entry.server, result[sha1] == nil else { continue }
+            result[sha1] = ImageFacts(
+                imageID: server.imageID.isEmpty ? nil : server.imageID,
+                filename: server.filename.isEmpty ? nil : server.filename,
+                bucket: server.bucket.isEmpty ? nil : server.bucket,
+                state: server.state.isEmpty ? nil : server.state,
+                errors: server.errors, checkedAt: server.checkedAt)
+        }
+        return result
+    }
+
+    /// Folds events into the manifest's server facts. Idempotent: events carry absolute facts.
+    /// Returns the number of checksums changed.
+    @discardableResult
+    public static func fold(_ events: [JournalEvent], into manifest: inout Manifest) -> Int {
+        guard !events.isEmpty else { return 0 }
+        var current = facts(from: manifest)
+        var touched: Set<String> = []
+        for event in events {
+            current[event.sha1, default: ImageFacts()].apply(event)
+            touched.insert(event.sha1)
+        }
+        var changed = 0
+        for sha1 in touched {
+            guard let f = current[sha1], let state = f.state else { continue }
+            let server = ServerFacts(
+                imageID: f.imageID ?? "", filename: f.filename ?? "", state: state, errors: f.errors,
+                bucket: f.bucket ?? "", checkedAt: f.checkedAt ?? "")
+            if manifest.setServerFacts(server, forSHA1: sha1) > 0 { changed += 1 }
+        }
+        return changed
+    }
+}
