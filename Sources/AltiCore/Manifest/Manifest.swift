@@ -1,0 +1,258 @@
+import Foundation
+
+/// The JSON manifest of one scanned source: what is on disk (local facts, filled by `alti scan`)
+/// and what the server knows about each checksum (server facts, filled by later syncs).
+///
+/// Encoded with sorted keys, pretty-printed, entries sorted by path, explicit `null`s, so it
+/// diffs well in git. Saved only through `ManifestStore.save(_:to:)` (atomic and durable).
+/// The format is documented as JSON Schema in `manifests/manifest.schema.json`.
+public struct Manifest: Codable, Sendable, Equatable {
+    /// The schema version this build writes and the newest it reads.
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    /// "alti <version>" of the build that wrote the file.
+    public var generator: String
+    public var source: Source
+    public var remote: Remote
+    /// RFC 3339 UTC with fractional seconds; the same instant as `writtenAtNs`.
+    public var writtenAt: String
+    /// Nanoseconds since the epoch, taken just before the write: the racy-check reference.
+    public var writtenAtNs: Int64
+    /// Sorted by `path` (byte order of the UTF-8 path).
+    public var entries: [ManifestEntry]
+
+    public struct Source: Codable, Sendable, Equatable {
+        /// Absolute path of the scanned PATH.
+        public var root: String
+        /// "folder" (an archive kind comes later).
+        public var kind: String
+        public init(root: String, kind: String = "folder") {
+            self.root = root
+            self.kind = kind
+        }
+    }
+
+    /// Where the source syncs to; every field is "" until a sync.
+    public struct Remote: Codable, Sendable, Equatable {
+        public var endpoint: String
+        public var projectID: String
+        public var cloud: String
+        public var bucket: String
+        public init(endpoint: String = "", projectID: String = "", cloud: String = "", bucket: String = "") {
+            self.endpoint = endpoint
+            self.projectID = projectID
+            self.cloud = cloud
+            self.bucket = bucket
+        }
+    }
+
+    public init(root: String, kind: String = "folder", generator: String = AltiVersion.generator,
+                remote: Remote = Remote(), entries: [ManifestEntry] = [],
+                writtenAtNs: Int64 = 0) {
+        self.schemaVersion = Manifest.currentSchemaVersion
+        self.generator = generator
+        self.source = Source(root: root, kind: kind)
+        self.remote = remote
+        self.writtenAtNs = writtenAtNs
+        self.writtenAt = RFC3339.string(fromNanoseconds: writtenAtNs)
+        self.entries = entries
+    }
+
+    /// Sets the server facts of a checksum on every entry (missing or not) with that sha1.
+    /// Returns the number of entries changed.
+    @discardableResult
+    public mutating func setServerFacts(_ facts: ServerFacts?, forSHA1 sha1: String) -> Int {
+        var changed = 0
+        for index in entries.indices where entries[index].sha1 == sha1 {
+            entries[index].server = facts
+            changed += 1
+        }
+        return changed
+    }
+
+    /// The entry at a relative path, if any.
+    public func entry(at path: String) -> ManifestEntry? {
+        entries.first { $0.path == path }
+    }
+
+    /// Sorts entries by path and recomputes `duplicateOf`: among present (not missing) entries,
+    /// every entry whose sha1 was already seen in path order points at the first one.
+    public mutating func normalize() {
+        entries.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        var firstBySHA1: [String: String] = [:]
+        for index in entries.indices {
+            let entry = entries[index]
+            guard !entry.missing, let sha1 = entry.sha1 else {
+                entries[index].duplicateOf = nil
+                continue
+            }
+            if let first = firstBySHA1[sha1] {
+                entries[index].duplicateOf = first
+            } else {
+                firstBySHA1[sha1] = entry.path
+                entries[index].duplicateOf = nil
+            }
+        }
+    }
+}
+
+/// The local verdict on one file.
+public enum Verdict: String, Codable, Sendable, CaseIterable {
+    case ok
+    case empty
+    /// A JPEG without its end-of-image marker, a PNG without IEND, a header cut short.
+    case truncated
+    /// An image-named file (jpg/jpeg/png/tif/tiff) whose content is not JPEG, PNG or TIFF.
+    case notAnImage
+    /// The OS refused to read it; `detail` holds the OS error.
+    case unreadable
+    /// Recognised by its magic bytes but the header is malformed.
+    case corrupt
+}
+
+/// The `IMAGE_TYPE` of the Altizure API.
+public enum ImageType: String, Codable, Sendable, CaseIterable {
+    case jpeg = "JPEG"
+    case png = "PNG"
+    case tiff = "TIFF"
+}
+
+/// One file of the manifest: local facts from the scan plus the server facts of its checksum.
+public struct ManifestEntry: Codable, Sendable, Equatable {
+    /// Relative to the scanned root, "/" separators.
+    public var path: String
+    public var size: Int64
+    public var mtimeNs: Int64
+    public var inode: UInt64
+    /// Lower-case hex SHA-1 of the content; nil when the content was not hashed (empty,
+    /// unreadable, not an image).
+    public var sha1: String?
+    public var type: ImageType?
+    public var width: Int?
+    public var height: Int?
+    public var verdict: Verdict
+    /// The OS error or what is wrong; nil when the verdict is ok.
+    public var detail: String?
+    /// The file was in an earlier scan and is gone now; its server facts are kept.
+    public var missing: Bool
+    /// Path of the first present entry (in path order) with the same sha1.
+    public var duplicateOf: String?
+    public var server: ServerFacts?
+
+    public init(path: String, size: Int64, mtimeNs: Int64, inode: UInt64, sha1: String?,
+                type: ImageType?, width: Int?, height: Int?, verdict: Verdict, detail: String?,
+                missing: Bool = false, duplicateOf: String? = nil, server: ServerFacts? = nil) {
+        self.path = path
+        self.size = size
+        self.mtimeNs = mtimeNs
+        self.inode = inode
+        self.sha1 = sha1
+        self.type = type
+        self.width = width
+        self.height = height
+        self.verdict = verdict
+        self.detail = detail
+        self.missing = missing
+        self.duplicateOf = duplicateOf
+        self.server = server
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, size, mtimeNs, inode, sha1, type, width, height, verdict, detail, missing, duplicateOf,
+             server
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        size = try c.decode(Int64.self, forKey: .size)
+        mtimeNs = try c.decode(Int64.self, forKey: .mtimeNs)
+        inode = try c.decode(UInt64.self, forKey: .inode)
+        sha1 = try c.decodeIfPresent(String.self, forKey: .sha1)
+        type = try c.decodeIfPresent(ImageType.self, forKey: .type)
+        width = try c.decodeIfPresent(Int.self, forKey: .width)
+        height = try c.decodeIfPresent(Int.self, forKey: .height)
+        verdict = try c.decode(Verdict.self, forKey: .verdict)
+        detail = try c.decodeIfPresent(String.self, forKey: .detail)
+        missing = try c.decodeIfPresent(Bool.self, forKey: .missing) ?? false
+        duplicateOf = try c.decodeIfPresent(String.self, forKey: .duplicateOf)
+        server = try c.decodeIfPresent(ServerFacts.self, forKey: .server)
+    }
+
+    /// Explicit `null`s (not absent keys), so every entry has the same shape.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path)
+        try c.encode(size, forKey: .size)
+        try c.encode(mtimeNs, forKey: .mtimeNs)
+        try c.encode(inode, forKey: .inode)
+        try c.encode(sha1, forKey: .sha1)
+        try c.encode(type, forKey: .type)
+        try c.encode(width, forKey: .width)
+        try c.encode(height, forKey: .height)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(missing, forKey: .missing)
+        try c.encode(duplicateOf, forKey: .duplicateOf)
+        try c.encode(server, forKey: .server)
+    }
+}
+
+/// What the server knows about one checksum. Set with `Manifest.setServerFacts(_:forSHA1:)`.
+public struct ServerFacts: Codable, Sendable, Equatable {
+    public var imageID: String
+    /// The filename the image has on the server.
+    public var filename: String
+    /// The server's image state, as the API spells it.
+    public var state: String
+    public var errors: [String]
+    public var bucket: String
+    /// RFC 3339 UTC: when these facts were last read from the server.
+    public var checkedAt: String
+
+    public init(imageID: String, filename: String, state: String, errors: [String] = [], bucket: String,
+                checkedAt: String) {
+        self.imageID = imageID
+        self.filename = filename
+        self.state = state
+        self.errors = errors
+        self.bucket = bucket
+        self.checkedAt = checkedAt
+    }
+}
+
+/// The version string written into `Manifest.generator`.
+public enum AltiVersion {
+    public static let version = "0.1.0"
+    public static var generator: String { "alti \(version)" }
+}
+
+/// RFC 3339 timestamps in UTC with millisecond fractions ("2025-11-25T21:40:00.123Z").
+public enum RFC3339 {
+    public static func string(fromNanoseconds ns: Int64) -> String {
+        var seconds = time_t(ns / 1_000_000_000)
+        var remainder = ns % 1_000_000_000
+        if remainder < 0 {
+            seconds -= 1
+            remainder += 1_000_000_000
+        }
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let millis = Int(remainder / 1_000_000)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900,
+                      Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min),
+                      Int(parts.tm_sec), millis)
+    }
+
+    public static func string(from date: Date) -> String {
+        string(fromNanoseconds: Int64((date.timeIntervalSince1970 * 1e9).rounded()))
+    }
+
+    /// Nanoseconds since the epoch from the realtime clock.
+    public static func nowNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// A regular file found under a scanned root.
+public struct WalkedFile: Sendable, Equatable {
+    /// Relative to the root, "/" separators.
+    public var path: String
+    public var stat: FileStat
+
+    /// The last path component.
+    public var name: String {
+        path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+    }
+}
+
+/// Everything the walk saw: the regular files, and what it left alone and why.
+public struct WalkResult: Sendable, Equatable {
+    /// Sorted by path.
+    public var files: [WalkedFile] = []
+    /// Hidden files and folders (name starts with "."), including `.alti` itself.
+    public var hidden = 0
+    /// OS junk: `.DS_Store`, `Thumbs.db`, `._*`, `desktop.ini`, `$RECYCLE.BIN`, `System Volume Information`.
+    public var junk = 0
+    /// Symbolic links are never followed (every target inside the root is scanned under its own path;
+    /// anything outside the root is not touched; no loops are possible).
+    public var symlinks: [String] = []
+    /// FIFOs, sockets, devices.
+    public var special = 0
+    /// Folders that could not be listed, with the OS error.
+    public var unreadableFolders: [PathProblem] = []
+}
+
+/// A path and what is wrong with it.
+public struct PathProblem: Codable, Sendable, Equatable {
+    public var path: String
+    public var detail: String
+    public init(path: String, detail: String) {
+        self.path = path
+        self.detail = detail
+    }
+}
+
+/// Walks a folder recursively without following symlinks and without touching anything outside it.
+public enum TreeWalker {
+    static let junkNames: Set<String> = ["thumbs.db", "desktop.ini", "$recycle.bin", "system volume information",
+                                         "ehthumbs.db"]
+
+    /// True for names the walk skips: hidden (".x", so also ".DS_Store" and "._x") and OS junk.
+    public static func isSkipped(_ name: String) -> Bool {
+        name.hasPrefix(".") || junkNames.contains(name.lowercased())
+    }
+
+    /// Walks `root` (an absolute folder path). Throws `noInput` if the root itself cannot be listed.
+    public static func walk(root: String) throws(AltiError) -> WalkResult {
+        var result = WalkResult()
+        var rootStat = Glibc.stat()
+        guard stat(root, &rootStat) == 0 else {
+            throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
+        }
+        guard (rootStat.st_mode & S_IFMT) == S_IFDIR else {
+            throw AltiError(.noInput, "\(root) is not a folder; give the folder that holds the images")
+        }
+        var visited: Set<[UInt64]> = [[UInt64(rootStat.st_dev), UInt64(rootStat.st_ino)]]
+        // (relative path, expected device and inode): each folder is read completely and closed
+        // before its subfolders are opened, so open descriptors stay at one.
+        var pending: [(String, UInt64, UInt64)] = [("", UInt64(rootStat.st_dev), UInt64(rootStat.st_ino))]
+        while let (relative, device, inode) = pending.popLast() {
+            let absolute = relative.isEmpty ? root : root + "/" + relative
+            let fd = open(absolute, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (relative.isEmpty ? 0 : O_NOFOLLOW))
+            if fd < 0 {
+                let error = OSError.current("open folder")
+                if relative.isEmpty { throw AltiError(.noInput, "\(root): \(error.message)") }
+                result.unreadableFolders.append(PathProblem(path: relative, detail: error.description))
+                continue
+            }
+            var opened = Glibc.stat()
+            // The folder was swapped for something else between listing and opening: leave it.
+            guard fstat(fd, &opened) == 0, UInt64(opened.st_dev) == device, UInt64(opened.st_ino) == inode,
+                  let dir = fdopendir(fd)
+            else {
+                close(fd)
+                result.unreadableFolders.append(PathProblem(path: relative, detail: "changed while it was scanned"))
+                continue
+            }
+            var subfolders: [(String, UInt64, UInt64)] = []
+            while true {
+                errno = 0
+                guard let entry = readdir(dir) else {
+                    if errno != 0 {
+                        result.unreadableFolders.append(
+                            PathProblem(path: relative, detail: OSError.current("readdir").description))
+                    }
+                    break
+                }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                }
+                if name == "." || name == ".." { continue }
+                if name.hasPrefix(".") {
+                    result.hidden += 1
+                    continue
+                }
+                if junkNames.contains(name.lowercased()) {
+                    result.junk += 1
+                    continue
+                }
+                let childPath = relative.isEmpty ? name : relative + "/" + name
+                var st = Glibc.stat()
+                if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                    // Gone between readdir and stat, or not stat-able: report it as a file problem.
+                    result.files.append(WalkedFile(path: childPath, stat: FileStat(size: -1, mtimeNs: 0, inode: 0)))
+                    continue
+                }
+                switch st.st_mode & S_IFMT {
+                case S_IFREG:
+                    result.files.append(WalkedFile(path: childPath, stat: FileStat(st)))
+                case S_IFDIR:
+                    if visited.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted {
+                        subfolders.append((childPath, UInt64(st.st_dev), UInt64(st.st_ino)))
+                    }
+                case S_IFLNK:
+                    result.symlinks.append(childPath)
+                default:
+                    result.special += 1
+                }
+            }
+            closedir(dir)
+            pending.append(contentsOf: subfolders.reversed())
+        }
+        result.files.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        result.symlinks.sort()
+        return result
+    }
+}
