@@ -1,0 +1,66 @@
+import AltiCore
+import Foundation
+
+/// Renders scan reports: a human summary, or one JSON object (`{"sources": [...]}`).
+enum ScanRenderer {
+    /// Problems listed one per line before "... and N more".
+    static let problemLines = 20
+
+    static func json(_ reports: [ScanReport]) throws -> String {
+        struct Output: Encodable { var sources: [ScanReport] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Output(sources: reports)), as: UTF8.self) + "\n"
+    }
+
+    static func text(_ reports: [ScanReport]) -> String {
+        reports.map(text).joined(separator: "\n")
+    }
+
+    static func text(_ r: ScanReport) -> String {
+        var lines: [String] = []
+        lines.append("Scanned \(r.root)")
+        let types = r.imagesByType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        lines.append("  images:     \(r.images)\(types.isEmpty ? "" : " (\(types))"), \(bytes(r.totalBytes)), "
+            + String(format: "%.3f gigapixels", r.gigapixels))
+        lines.append("  unique:     \(r.uniqueImages) (\(r.duplicates) duplicate\(r.duplicates == 1 ? "" : "s") of another file's content)")
+        if !r.problems.isEmpty {
+            let counts = r.problemsByVerdict.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                .joined(separator: ", ")
+            lines.append("  not usable: \(r.problems.count) (\(counts))")
+            for p in r.problems.prefix(problemLines) {
+                lines.append("    \(p.path): \(p.verdict.rawValue)\(p.detail.map { ": \($0)" } ?? "")")
+            }
+            if r.problems.count > problemLines {
+                lines.append("    ... and \(r.problems.count - problemLines) more (see --json or the manifest)")
+            }
+        }
+        for p in r.unreadableOtherFiles.prefix(problemLines) { lines.append("    \(p.path): unreadable: \(p.detail)") }
+        for p in r.unreadableFolders.prefix(problemLines) { lines.append("    \(p.path)/: folder unreadable: \(p.detail)") }
+        var skipped = ["\(r.otherFilesSkipped) other file\(r.otherFilesSkipped == 1 ? "" : "s")",
+                       "\(r.hiddenOrJunkSkipped) hidden or junk"]
+        if r.symlinksSkipped > 0 { skipped.append("\(r.symlinksSkipped) symlink\(r.symlinksSkipped == 1 ? "" : "s") (not followed)") }
+        if r.specialFilesSkipped > 0 { skipped.append("\(r.specialFilesSkipped) special") }
+        lines.append("  skipped:    " + skipped.joined(separator: ", "))
+        lines.append("  hashed:     \(r.filesHashed) file\(r.filesHashed == 1 ? "" : "s") (\(bytes(r.bytesHashed))), reused \(r.filesReused) unchanged")
+        if r.missing > 0 { lines.append("  missing:    \(r.missing) file\(r.missing == 1 ? "" : "s") gone since the last scan (kept in the manifest)") }
+        if let moved = r.movedAside { lines.append("  moved the unreadable manifest aside to \(moved)") }
+        if r.manifestIsFallback {
+            lines.append("  manifest:   \(r.manifest) (the folder is not writable)")
+        } else {
+            lines.append("  manifest:   \(r.manifest)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        let units = ["bytes", "KB", "MB", "GB", "TB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1000, unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(n) bytes" : String(format: "%.1f %@", value, units[unit])
+    }
+}

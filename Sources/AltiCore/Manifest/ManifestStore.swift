@@ -1,0 +1,308 @@
+import AltiCrypto
+import Foundation
+
+/// Where a source's manifest lives.
+public struct ManifestLocation: Sendable, Equatable {
+    /// The manifest file.
+    public var file: URL
+    /// True when the scanned folder was not writable and the manifest lives under the state dir.
+    public var isFallback: Bool
+
+    public init(file: URL, isFallback: Bool) {
+        self.file = file
+        self.isFallback = isFallback
+    }
+
+    /// The sibling lock file held (flock) while a command works on the manifest.
+    public var lockFile: URL { URL(fileURLWithPath: file.path + ".lock") }
+}
+
+/// An exclusive `flock` on a manifest's lock file; released by `release()` or `deinit`.
+public final class ManifestLock: @unchecked Sendable {
+    private var fd: Int32
+    public let path: String
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    public func release() {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
+}
+
+/// Finds, locks, loads and saves manifests. The ONLY code that writes a manifest file is
+/// `save(_:to:)`: temp file in the same folder, fsync, rename, fsync the folder.
+public struct ManifestStore: Sendable {
+    /// The default manifest path inside a scanned folder.
+    public static let folderRelativePath = ".alti/manifest.json"
+
+    public var environment: [String: String]
+    /// Whether a folder can take a `.alti/` subfolder; injectable so tests can simulate a
+    /// read-only SD card (root can write through permission bits).
+    public var canWrite: @Sendable (String) -> Bool
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment,
+                canWrite: @escaping @Sendable (String) -> Bool = { access($0, W_OK) == 0 }) {
+        self.environment = environment
+        self.canWrite = canWrite
+    }
+
+    // MARK: Locate
+
+    /// The state folder for manifests of read-only sources: `$XDG_STATE_HOME/alti` (if absolute),
+    /// else `~/.local/state/alti`.
+    public var stateDirectory: URL {
+        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") {
+            return URL(fileURLWithPath: xdg).appendingPathComponent("alti")
+        }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".local/state/alti")
+    }
+
+    /// `<folder name>-<first 8 hex of sha1(absolute root)>.json`, so two `DCIM` folders do not collide.
+    public static func fallbackName(root: String) -> String {
+        let base = (root as NSString).lastPathComponent
+        let safe = base.isEmpty || base == "/" ? "root" : base.replacingOccurrences(of: "/", with: "_")
+        return "\(safe)-\(Digest.sha1Hex(Array(root.utf8)).prefix(8)).json"
+    }
+
+    /// The manifest of `root` (absolute): `--manifest FILE` if given; else an existing
+    /// `.alti/manifest.json`; else an existing fallback file; else `.alti/manifest.json` if the
+    /// folder is writable; else the fallback under the state folder.
+    public func locate(root: String, override: String?) -> ManifestLocation {
+        if let override {
+            let url = override.hasPrefix("/")
+                ? URL(fileURLWithPath: override)
+                : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(override)
+            return ManifestLocation(file: url.standardizedFileURL, isFallback: false)
+        }
+        let inFolder = URL(fileURLWithPath: root).appendingPathComponent(Self.folderRelativePath)
+        let fallback = stateDirectory.appendingPathComponent(Self.fallbackName(root: root))
+        let fm = FileManager.default
+        if fm.fileExists(atPath: inFolder.path) { return ManifestLocation(file: inFolder, isFallback: false) }
+        if fm.fileExists(atPath: fallback.path) { return ManifestLocation(file: fallback, isFallback: true) }
+        let altiDir = inFolder.deletingLastPathComponent().path
+        let writable = fm.fileExists(atPath: altiDir) ? canWrite(altiDir) : canWrite(root)
+        return writable ? ManifestLocation(file: inFolder, isFallback: false)
+                        : ManifestLocation(file: fallback, isFallback: true)
+    }
+
+    // MARK: Lock
+
+    /// Takes the exclusive lock, creating the manifest's folder if needed. A second alti on the
+    /// same manifest fails at once with `cannotWrite` (73, as the README's exit-code table says:
+    /// the manifest cannot be written now because another alti is working on it).
+    public func lock(_ location: ManifestLocation) throws(AltiError) -> ManifestLock {
+        try Self.makeDirectory(location.file.deletingLastPathComponent())
+        let path = location.lockFile.path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw AltiError(.cannotWrite, "cannot create lock file \(path): \(OSError.current("open").message)")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let error = OSError.current("flock")
+            close(fd)
+            if error.code == EWOULDBLOCK {
+                throw AltiError(.cannotWrite,
+                                "\(location.file.path) is in use by another alti (lock \(path)); wait for it to finish and run again")
+            }
+            throw AltiError(.cannotWrite, "cannot lock \(path): \(error.message)")
+        }
+        return ManifestLock(fd: fd, path: path)
+    }
+
+    // MARK: Load
+
+    /// The manifest at `url`, or nil if there is none. A file that does not parse, has the wrong
+    /// shape or a newer `schemaVersion` is refused with `dataError` (65) naming the file, the
+    /// position and what is wrong; it is never modified.
+    public func load(_ url: URL) throws(AltiError) -> Manifest? {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch let error as CocoaError where error.code == .fileReadNoSuchFile {
+            return nil
+        } catch {
+            if !FileManager.default.fileExists(atPath: url.path) { return nil }
+            throw AltiError(.ioError, "cannot read manifest \(url.path): \(error.localizedDescription)")
+        }
+        return try Self.decode(data, file: url.path)
+    }
+
+    /// Decodes a manifest; see `load(_:)` for the errors.
+    public static func decode(_ data: Data, file: String) throws(AltiError) -> Manifest {
+        struct Probe: Decodable { var schemaVersion: Int? }
+        let decoder = JSONDecoder()
+        let probe: Probe
+        do {
+            probe = try decoder.decode(Probe.self, from: data)
+        } catch {
+            throw AltiError(.dataError, "\(file): \(describe(error, data: data)); fix it, or run with --rebuild to move it aside and start over")
+        }
+        guard let version = probe.schemaVersion else {
+            throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion); move it away or run with --rebuild")
+        }
+        guard version <= Manifest.currentSchemaVersion else {
+            throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti, or run with --rebuild to move it aside")
+        }
+        do {
+            return try decoder.decode(Manifest.self, from: data)
+        } catch {
+            throw AltiError(.dataError, "\(file): \(describe(error, data: data)); fix it, or run with --rebuild to move it aside and start over")
+        }
+    }
+
+    /// One line: where (line/column or JSON path) and what.
+    static func describe(_ error: any Error, data: Data) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var out = ""
+            for key in codingPath {
+                if let index = key.intValue { out += "[\(index)]" } else { out += (out.isEmpty ? "" : ".") + key.stringValue }
+            }
+            return out.isEmpty ? "top level" : out
+        }
+        func flat(_ s: String) -> String { s.replacingOccurrences(of: "\n", with: " ") }
+        guard let decoding = error as? DecodingError else { return flat("\(error)") }
+        switch decoding {
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return syntaxError(data) ?? flat(context.debugDescription) }
+            return "at \(path(context.codingPath)): \(flat(context.debugDescription))"
+        case .keyNotFound(let key, let context):
+            return "at \(path(context.codingPath + [key])): required key \"\(key.stringValue)\" is missing"
+        case .typeMismatch(let type, let context):
+            return "at \(path(context.codingPath)): expected \(type) (\(flat(context.debugDescription)))"
+        case .valueNotFound(let type, let context):
+            return "at \(path(context.codingPath)): expected \(type), found null"
+        @unknown default:
+            return flat("\(error)")
+        }
+    }
+
+    /// "invalid JSON at line L, column C: what" for data that does not parse. JSONDecoder gives no
+    /// position; JSONSerialization names a byte offset ("around character N"), turned into a line
+    /// and column here.
+    static func syntaxError(_ data: Data) -> String? {
+        if data.isEmpty { return "invalid JSON: the file is empty" }
+        let message: String
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return nil
+        } catch {
+            message = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
+        }
+        let bytes = [UInt8](data)
+        var what = message.replacingOccurrences(of: "\n", with: " ")
+        let offset: Int
+        if let marker = message.range(of: "around character ") {
+            offset = Int(message[marker.upperBound...].prefix { $0.isNumber }) ?? 0
+            what = String(message[..<marker.lowerBound]).trimmingCharacters(in: .whitespaces)
+        } else if message.lowercased().contains("end of file") {
+            offset = bytes.count
+            what = "the file ends in the middle of the JSON"
+        } else {
+            return "invalid JSON: " + what
+        }
+        let clamped = min(max(offset, 0), bytes.count)
+        let line = bytes[..<clamped].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let lineStart = bytes[..<clamped].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        let column = clamped - lineStart + 1
+        return "invalid JSON at line \(line), column \(column) (byte \(offset)): \(what.isEmpty ? "syntax error" : what)"
+    }
+
+    /// Moves an unreadable manifest aside to `manifest.json.corrupt-<UTC timestamp>` and returns
+    /// the new path. Nothing is deleted.
+    public func moveAside(_ url: URL, nowNs: Int64 = RFC3339.nowNanoseconds()) throws(AltiError) -> URL {
+        let stamp = RFC3339.string(fromNanoseconds: nowNs)
+            .replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+            .replacingOccurrences(of: ".", with: "")
+        var target = URL(fileURLWithPath: url.path + ".corrupt-" + stamp)
+        var n = 1
+        while FileManager.default.fileExists(atPath: target.path) {
+            n += 1
+            target = URL(fileURLWithPath: url.path + ".corrupt-" + stamp + "-\(n)")
+        }
+        if rename(url.path, target.path) != 0 {
+            throw AltiError(.cannotWrite, "cannot move \(url.path) aside: \(OSError.current("rename").message)")
+        }
+        return target
+    }
+
+    // MARK: Save
+
+    /// The bytes of a manifest as saved: pretty-printed, sorted keys, trailing newline.
+    public static func encode(_ manifest: Manifest) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(manifest)
+        data.append(0x0A)
+        return data
+    }
+
+    /// Saves atomically and durably: entries normalized (sorted, duplicates linked), `writtenAt`
+    /// stamped with `nowNs()` just before the write, temp file in the same folder, fsync, rename,
+    /// fsync the folder. Returns the manifest as written.
+    @discardableResult
+    public func save(_ manifest: Manifest, to url: URL,
+                     nowNs: () -> Int64 = RFC3339.nowNanoseconds) throws(AltiError) -> Manifest {
+        var manifest = manifest
+        manifest.normalize()
+        manifest.schemaVersion = Manifest.currentSchemaVersion
+        manifest.writtenAtNs = nowNs()
+        manifest.writtenAt = RFC3339.string(fromNanoseconds: manifest.writtenAtNs)
+        let data: Data
+        do {
+            data = try Self.encode(manifest)
+        } catch {
+            throw AltiError(.software, "cannot encode manifest \(url.path): \(error)")
+        }
+        let folder = url.deletingLastPathComponent()
+        try Self.makeDirectory(folder)
+        let temp = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        func fail(_ what: String) -> AltiError {
+            let error = OSError.current(what)
+            unlink(temp)
+            return AltiError(.cannotWrite, "cannot write manifest \(url.path): \(what): \(error.message)")
+        }
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 { throw fail("create temp file") }
+        var written = 0
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                written += n
+            }
+            return true
+        }
+        if !ok { let e = fail("write"); close(fd); throw e }
+        if fsync(fd) != 0 { let e = fail("fsync"); close(fd); throw e }
+        if close(fd) != 0 { throw fail("close") }
+        if rename(temp, url.path) != 0 { throw fail("rename") }
+        let dirfd = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            defer { close(dirfd) }
+            if fsync(dirfd) != 0 {
+                throw AltiError(.cannotWrite, "cannot write manifest \(url.path): fsync folder: \(OSError.current("fsync").message)")
+            }
+        }
+        return manifest
+    }
+
+    static func makeDirectory(_ url: URL) throws(AltiError) {
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw AltiError(.cannotWrite, "cannot create folder \(url.path): \(error.localizedDescription)")
+        }
+    }
+}
