@@ -1,3 +1,4 @@
+import AltiCrypto
 import Foundation
 
 /// `UPLOAD_FILE_STATE` values the emulator uses.
@@ -161,12 +162,6 @@ func makeObjectID() -> String {
 func randomHex(_ bytes: Int) -> String {
     var rng = SystemRandomNumberGenerator()
     return (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
-}
-
-extension Sequence where Element == UInt8 {
-    fileprivate var hexString: String {
-        map { String(format: "%02x", $0) }.joined()
-    }
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` (UTC), the STS `expire` format.

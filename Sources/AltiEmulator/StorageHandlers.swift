@@ -1,0 +1,192 @@
+import AltiCrypto
+import AltiSigning
+import Foundation
+import Hummingbird
+
+/// Mints the emulator's pre-signed S3 PUT URLs with AltiSigning (`content-type;host` signed).
+struct AltiSigningURLSigner: StorageURLSigner {
+    func presignS3Put(baseURL: String, path: String, contentType: String, credentials: S3Credentials,
+                      region: String, date: Date, expires: Int) -> String {
+        let scheme = baseURL.hasPrefix("https://") ? "https" : "http"
+        let host = String(baseURL.dropFirst(scheme.count + 3))
+        return S3QueryAuth.presign(S3PresignRequest(
+            method: "PUT", scheme: scheme, host: host, path: S3QueryAuth.encodePath(path),
+            accessKeyId: credentials.accessKeyID, secretAccessKey: credentials.secret, region: region,
+            date: date, expires: min(expires, S3QueryAuth.maxExpires), signedHeaders: ["content-type": contentType]
+        )).url
+    }
+}
+
+/// What a storage PUT handler decided: the response, plus the outcome label for the counters.
+struct StorageOutcome {
+    var response: Response
+    var outcome: String
+    var imageID: String?
+    var bytes: Int = 0
+}
+
+/// `PUT /s3/<bucket>/<pid>/<filename>?X-Amz-...`: verified as S3 verifies a pre-signed PUT.
+struct S3PutHandler: Sendable {
+    let state: EmulatorState
+
+    func handle(_ incoming: IncomingRequest, bodyMode: BodyMode) async throws -> StorageOutcome {
+        let requestID = randomHex(8).uppercased()
+        func refuse(_ rejection: SigningRejection) async -> StorageOutcome {
+            await drain(incoming)
+            let xml = rejection.xmlBody(requestId: requestID, hostId: "alti-emulator")
+            return StorageOutcome(
+                response: .text(rejection.status, xml, contentType: "application/xml",
+                                 extraHeaders: [("x-amz-request-id", requestID)]),
+                outcome: rejection.code)
+        }
+        guard incoming.method == "PUT" else {
+            return await refuse(SigningRejection(status: 405, code: "MethodNotAllowed",
+                                                 message: "The specified method is not allowed against this resource."))
+        }
+        if incoming.isChunked {
+            return await refuse(SigningRejection(
+                status: 501, code: "NotImplemented",
+                message: "A header you provided implies functionality that is not implemented",
+                fields: [.init("Header", "Transfer-Encoding")]))
+        }
+        guard let length = incoming.contentLength else {
+            return await refuse(SigningRejection(status: 411, code: "MissingContentLength",
+                                                 message: "You must provide the Content-Length HTTP header."))
+        }
+        let credentials = await state.s3Credentials
+        let verification = S3QueryAuth.verify(
+            S3IncomingRequest(method: incoming.method, rawPath: incoming.rawPath, rawQuery: incoming.rawQuery,
+                              headers: incoming.signingHeaders),
+            now: state.now(),
+            secretForAccessKey: { $0 == credentials.accessKeyID ? credentials.secret : nil })
+        if case .failure(let rejection) = verification { return await refuse(rejection) }
+        if length > state.configuration.maxObjectSize {
+            return await refuse(SigningRejection(
+                status: 400, code: "EntityTooLarge", message: "Your proposed upload exceeds the maximum allowed size"))
+        }
+        let key = "s3/" + SigningEncoding.percentDecode(String(incoming.rawPath.dropFirst(S3Paths.prefix.count)))
+        let bytes: [UInt8]
+        do {
+            bytes = try await readBody(incoming, limit: state.configuration.maxObjectSize, mode: bodyMode)
+        } catch BodyReadError.tooLarge {
+            return await refuse(SigningRejection(
+                status: 400, code: "EntityTooLarge", message: "Your proposed upload exceeds the maximum allowed size"))
+        }
+        guard bytes.count == length else {
+            return await refuse(SigningRejection(
+                status: 400, code: "IncompleteBody",
+                message: "You did not provide the number of bytes specified by the Content-Length HTTP header"))
+        }
+        let imageID = try await state.storeObject(key: key, bytes: bytes)
+        let etag = "\"\(Digest.hash(.md5, bytes).hexString)\""
+        return StorageOutcome(
+            response: .text(200, "", extraHeaders: [("ETag", etag), ("x-amz-request-id", requestID)]),
+            outcome: "ok", imageID: imageID, bytes: bytes.count)
+    }
+}
+
+/// `PUT /<ossBucket>/<pid>/<filename>` (path style; `%2F` in the key is a `/`): OSS V1 or V4
+/// header signature with the STS token, STS expiry, and the STS's own project prefix.
+struct OSSPutHandler: Sendable {
+    let state: EmulatorState
+
+    func handle(_ incoming: IncomingRequest, bodyMode: BodyMode) async throws -> StorageOutcome {
+        let requestID = randomHex(12).uppercased()
+        func refuse(_ rejection: SigningRejection) async -> StorageOutcome {
+            await drain(incoming)
+            let xml = rejection.xmlBody(requestId: requestID, hostId: "alti-emulator")
+            return StorageOutcome(
+                response: .text(rejection.status, xml, contentType: "application/xml",
+                                 extraHeaders: [("x-oss-request-id", requestID)]),
+                outcome: rejection.code)
+        }
+        let request = OSSIncomingRequest(method: incoming.method, pathStyleRawPath: incoming.rawPath,
+                                         rawQuery: incoming.rawQuery, headers: incoming.signingHeaders)
+        guard request.bucket == state.configuration.ossBucket else {
+            return await refuse(SigningRejection(status: 404, code: "NoSuchBucket",
+                                                 message: "The specified bucket does not exist.",
+                                                 fields: [.init("BucketName", request.bucket ?? "")]))
+        }
+        guard incoming.method == "PUT" else {
+            return await refuse(SigningRejection(status: 405, code: "MethodNotAllowed",
+                                                 message: "The specified method is not allowed against this resource."))
+        }
+        guard let key = request.key, !key.isEmpty else {
+            return await refuse(SigningRejection(status: 400, code: "InvalidObjectName",
+                                                 message: "The specified object is not valid."))
+        }
+        let now = state.now()
+        // Snapshot the STS records: the verifier's lookup is synchronous.
+        let accessKeyID = Self.accessKeyID(fromAuthorization: incoming.header("authorization") ?? "")
+        let sts = accessKeyID.isEmpty ? nil : await state.sts(accessKeyID: accessKeyID)
+        let verification = OSSVerifier.verify(request, now: now, keyRecord: { id in
+            guard let sts, sts.accessKeyID == id else { return nil }
+            return OSSKeyRecord(accessKeySecret: sts.secret, securityToken: sts.token)
+        })
+        if case .failure(let rejection) = verification { return await refuse(rejection) }
+        guard let sts else {
+            return await refuse(SigningRejection(status: 403, code: "InvalidAccessKeyId",
+                                                 message: "The OSS Access Key Id you provided does not exist in our records."))
+        }
+        if now >= sts.expiresAt {
+            return await refuse(SigningRejection(
+                status: 403, code: "SecurityTokenExpired", message: "The security token you provided has expired.",
+                fields: [.init("EC", "0002-00000007")]))
+        }
+        guard sts.bucket == request.bucket, key.hasPrefix(sts.projectID + "/") else {
+            return await refuse(SigningRejection(
+                status: 403, code: "AccessDenied",
+                message: "You have no right to access this object because of bucket acl.",
+                fields: [.init("EC", "0003-00000801")]))
+        }
+        if let length = incoming.contentLength, length > state.configuration.maxObjectSize {
+            return await refuse(SigningRejection(status: 400, code: "EntityTooLarge",
+                                                 message: "Your proposed upload exceeds the maximum allowed size."))
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try await readBody(incoming, limit: state.configuration.maxObjectSize, mode: bodyMode)
+        } catch BodyReadError.tooLarge {
+            return await refuse(SigningRejection(status: 400, code: "EntityTooLarge",
+                                                 message: "Your proposed upload exceeds the maximum allowed size."))
+        }
+        if let length = incoming.contentLength, bytes.count != length {
+            return await refuse(SigningRejection(status: 400, code: "IncompleteBody",
+                                                 message: "The request body is shorter than Content-Length."))
+        }
+        let imageID = try await state.storeObject(key: "oss/\(sts.bucket)/\(key)", bytes: bytes)
+        let etag = "\"\(Digest.hash(.md5, bytes).hexString.uppercased())\""
+        return StorageOutcome(
+            response: .text(200, "", extraHeaders: [("ETag", etag), ("x-oss-request-id", requestID)]),
+            outcome: "ok", imageID: imageID, bytes: bytes.count)
+    }
+
+    /// The access key id of an `OSS <id>:<sig>` or `OSS4-HMAC-SHA256 Credential=<id>/...` header.
+    static func accessKeyID(fromAuthorization header: String) -> String {
+        let value = header.trimmingCharacters(in: .whitespaces)
+        if value.hasPrefix("OSS4-HMAC-SHA256") {
+            guard let range = value.range(of: "Credential=") else { return "" }
+            return String(value[range.upperBound...].prefix { $0 != "/" && $0 != "," })
+        }
+        if value.hasPrefix("OSS ") {
+            return String(value.dropFirst(4).prefix { $0 != ":" }).trimmingCharacters(in: .whitespaces)
+        }
+        return ""
+    }
+}
+
+/// Reads and discards what is left of a request body (so the connection stays usable).
+func drain(_ incoming: IncomingRequest) async {
+    do {
+        for try await _ in incoming.request.body {}
+    } catch {}
+}
+
+/// The XML error S3 or OSS sends for an emulated 5xx.
+func storageFault(status: Int, s3: Bool) -> Response {
+    let code = status == 503 ? (s3 ? "ServiceUnavailable" : "ServiceUnavailable") : "InternalError"
+    let message = status == 503 ? "Please reduce your request rate." : "We encountered an internal error. Please try again."
+    let rejection = SigningRejection(status: status, code: code, message: message)
+    return .text(status, rejection.xmlBody(requestId: randomHex(8).uppercased(), hostId: "alti-emulator"),
+                 contentType: "application/xml")
+}
