@@ -117,8 +117,14 @@ struct GraphQLHandler: Sendable {
         return GraphQLResult(data: .dictionary(data), errors: errors)
     }
 
+    static let encoder: GraphQLJSONEncoder = {
+        let encoder = GraphQLJSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
     func encode(_ status: Int, _ result: GraphQLResult) -> Response {
-        let data = (try? GraphQLJSONEncoder().encode(result)) ?? Data(#"{"errors":[{"message":"encoding failed"}]}"#.utf8)
+        let data = (try? Self.encoder.encode(result)) ?? Data(#"{"errors":[{"message":"encoding failed"}]}"#.utf8)
         return .bytes(status, Array(data), contentType: "application/json; charset=utf-8")
     }
 

@@ -13,19 +13,26 @@ struct ResolverContext: Sendable {
     let signer: any StorageURLSigner
 
     func requireKey() throws {
-        guard keyValid else { throw GraphQLError(message: "Authentication Error: missing or invalid app key") }
+        guard keyValid else { throw APIError("Authentication Error: missing or invalid app key") }
     }
 
     func requireToken() throws {
         try requireKey()
-        guard tokenValid else { throw GraphQLError(message: "Authentication Error: missing or invalid altitoken") }
+        guard tokenValid else { throw APIError("Authentication Error: missing or invalid altitoken") }
     }
 
     func requireWritable() async throws {
         if await state.faults.systemMode == .readOnly {
-            throw GraphQLError(message: "System is in ReadOnly mode: try again later")
+            throw APIError("System is in ReadOnly mode: try again later")
         }
     }
+}
+
+/// An error a resolver reports; the executor turns it into a GraphQL error with the field's
+/// location and path (its `description` is the message).
+struct APIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }
 
 /// Mints what the storage mutations hand out; the real one is backed by AltiSigning.

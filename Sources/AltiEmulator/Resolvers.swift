@@ -106,7 +106,7 @@ enum Resolvers {
             _ = try await requireProject(pid, ctx)
             let bucketValue = args["bucket"].string ?? ""
             guard let bucket = s3Buckets[bucketValue] else {
-                throw GraphQLError(message: "unknown S3 bucket \(bucketValue)")
+                throw APIError("unknown S3 bucket \(bucketValue)")
             }
             let selected = selectedSubfields(info)
             guard selected.contains("url") || selected.contains("image") else { return [String: any Sendable]() }
@@ -130,7 +130,7 @@ enum Resolvers {
             let pid = try requireProjectID(args, ctx)
             _ = try await requireProject(pid, ctx)
             let bucketValue = args["bucket"].string ?? ""
-            guard bucketValue == "Shenzhen" else { throw GraphQLError(message: "unknown OSS bucket \(bucketValue)") }
+            guard bucketValue == "Shenzhen" else { throw APIError("unknown OSS bucket \(bucketValue)") }
             let selected = selectedSubfields(info)
             var result: [String: any Sendable] = [:]
             if selected.contains("image") {
@@ -151,17 +151,17 @@ enum Resolvers {
         },
         "uploadImageMinio": { _, _, ctx, _ in
             try ctx.requireToken()
-            throw GraphQLError(message: "uploadImageMinio is not supported by the emulator (supportedCloud: S3, OSS)")
+            throw APIError("uploadImageMinio is not supported by the emulator (supportedCloud: S3, OSS)")
         },
         "uploadImageURL": { _, _, ctx, _ in
             try ctx.requireToken()
-            throw GraphQLError(message: "uploadImageURL is not supported by the emulator")
+            throw APIError("uploadImageURL is not supported by the emulator")
         },
         "startImageUpload": { _, args, ctx, _ in
             try ctx.requireToken()
             try await ctx.requireWritable()
             guard let id = args["id"].nonEmptyString, let image = await ctx.state.startImageUpload(id: id) else {
-                throw GraphQLError(message: "Image not found")
+                throw APIError("Image not found")
             }
             return imageObject(image, ctx)
         },
@@ -169,7 +169,7 @@ enum Resolvers {
             try ctx.requireToken()
             try await ctx.requireWritable()
             guard let id = args["id"].nonEmptyString, let image = await ctx.state.doneImageUpload(id: id) else {
-                throw GraphQLError(message: "Image not found")
+                throw APIError("Image not found")
             }
             return imageObject(image, ctx)
         },
@@ -240,7 +240,7 @@ enum Resolvers {
         "allImages": { source, args, ctx, _ in
             guard let pid = (source as? [String: any Sendable])?["id"] as? String else { return nil }
             if let filter = args["filter"].string, filter != "All" {
-                throw GraphQLError(message: "unsupported filter \(filter)")
+                throw APIError("unsupported filter \(filter)")
             }
             let images = await ctx.state.images(ofProject: pid)
             return try connection(images, args: args, cursor: { $0.id }, node: { imageObject($0, ctx) })
@@ -262,7 +262,7 @@ enum Resolvers {
     static let searchProjectID: Resolver = { _, args, ctx, _ in
         let prefix = (args["id"].string ?? "").lowercased()
         let limit = args["limit"].int ?? 10
-        guard limit >= 0 else { throw GraphQLError(message: "limit must not be negative") }
+        guard limit >= 0 else { throw APIError("limit must not be negative") }
         // Newest first: the CLI takes element [0] as "the latest" match.
         let matches = await ctx.state.allProjects().reversed().filter { $0.id.hasPrefix(prefix) }.prefix(limit)
         var out: [any Sendable] = []
@@ -296,18 +296,18 @@ enum Resolvers {
     // MARK: Helpers
 
     static func requireProjectID(_ args: Map, _ ctx: ResolverContext) throws -> String {
-        guard let pid = args["pid"].nonEmptyString else { throw GraphQLError(message: "Project not found") }
+        guard let pid = args["pid"].nonEmptyString else { throw APIError("Project not found") }
         return pid
     }
 
     static func requireProject(_ pid: String, _ ctx: ResolverContext) async throws -> ProjectRecord {
-        guard let project = await ctx.state.project(pid) else { throw GraphQLError(message: "Project not found") }
+        guard let project = await ctx.state.project(pid) else { throw APIError("Project not found") }
         return project
     }
 
     static func requireFilename(_ args: Map) throws -> String {
         guard let filename = args["filename"].nonEmptyString else {
-            throw GraphQLError(message: "filename must not be empty")
+            throw APIError("filename must not be empty")
         }
         return filename
     }
@@ -364,14 +364,14 @@ enum Resolvers {
             guard let data = Data(base64Encoded: text), let decoded = String(data: data, encoding: .utf8),
                   decoded.hasPrefix("cursor:"),
                   let index = items.firstIndex(where: { cursor($0) == decoded.dropFirst(7) }) else {
-                throw GraphQLError(message: "invalid cursor \(text)")
+                throw APIError("invalid cursor \(text)")
             }
             return index
         }
         let first = args["first"].int
         let last = args["last"].int
-        if let first, first < 0 { throw GraphQLError(message: "first must not be negative") }
-        if let last, last < 0 { throw GraphQLError(message: "last must not be negative") }
+        if let first, first < 0 { throw APIError("first must not be negative") }
+        if let last, last < 0 { throw APIError("last must not be negative") }
         var start = 0
         var end = items.count
         if let after = args["after"].nonEmptyString { start = try position(after) + 1 }
