@@ -266,7 +266,7 @@ public final class CurlTransport: HTTPTransport {
             .failure(HTTPTransportError(kind: kind, curlCode: code, message: message, request: label))
         }
         if cancel.isSet { return .failure(CancellationError()) }
-        for header in request.headers where (header.name + header.value).contains(where: { $0 == "\r" || $0 == "\n" }) {
+        for header in request.headers where (header.name + header.value).utf8.contains(where: { $0 == 13 || $0 == 10 }) {
             return failure(.other, 0, "header \(header.name) contains a line break")
         }
         let ctx = TransferContext(cancel: cancel, progress: progress, maxResponseBytes: request.limits.maxResponseBytes)
@@ -377,6 +377,11 @@ public final class CurlTransport: HTTPTransport {
         if method == "POST" && !callerSets("Content-Type") { lines.append("Content-Type:") }
         codes.append(handle.setHeaders(lines))
         return codes.first { $0 != CURLE_OK } ?? CURLE_OK
+    }
+
+    /// The kind for a raw `CURLcode` value.
+    static func kind(ofCurlCode raw: Int) -> HTTPTransportError.Kind {
+        kind(of: CURLcode(rawValue: UInt32(raw)))
     }
 
     static func kind(of code: CURLcode) -> HTTPTransportError.Kind {
