@@ -43,7 +43,8 @@ public struct FileInspector: Sendable {
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
         defer { buffer.deallocate() }
-        var offset: Int64 = 0
+        var offset: Int64 = 0  // bytes hashed
+        var position: Int64 = 0  // bytes read
         do {
             // First chunk: fill it (short reads are legal) so the sniffer and header parser see it all.
             var filled = 0
@@ -51,6 +52,7 @@ public struct FileInspector: Sendable {
                 let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
                 if n == 0 { break }
                 filled += n
+                position += Int64(n)
             }
             if filled == 0 {
                 result.verdict = .empty
@@ -78,6 +80,7 @@ public struct FileInspector: Sendable {
                 onBytes(chunk.count)
                 let n = try file.read(into: buffer)
                 if n == 0 { break }
+                position += Int64(n)
                 chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             }
             result.sha1 = digest.finalize().hexString
@@ -103,7 +106,7 @@ public struct FileInspector: Sendable {
             }
         } catch {
             result = Inspection(stat: result.stat, sha1: nil, type: result.type, width: nil, height: nil,
-                                verdict: .unreadable, detail: "\(error) at offset \(offset)",
+                                verdict: .unreadable, detail: "\(error) at offset \(position)",
                                 bytesHashed: 0)
         }
         return result

@@ -56,8 +56,9 @@ public struct ScanReport: Codable, Sendable, Equatable {
 
     /// True when there were files to read and not one of them could be read.
     public var nothingReadable: Bool {
-        let unreadable = (problemsByVerdict[Verdict.unreadable.rawValue] ?? 0) + unreadableOtherFiles.count
-        return unreadable > 0 && filesHashed + filesReused + otherFilesSkipped + problems.count - unreadable == 0
+        let unreadableEntries = problemsByVerdict[Verdict.unreadable.rawValue] ?? 0
+        let readable = images + (problems.count - unreadableEntries) + otherFilesSkipped
+        return unreadableEntries + unreadableOtherFiles.count > 0 && readable == 0
     }
 }
 
