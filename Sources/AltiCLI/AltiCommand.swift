@@ -8,7 +8,7 @@ public struct AltiCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "alti",
         abstract: "Get survey images from a field laptop into an Altizure project, resumably.",
-        subcommands: [Scan.self])
+        subcommands: [Scan.self, Sync.self])
 
     public init() {}
 

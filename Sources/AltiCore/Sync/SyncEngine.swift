@@ -102,7 +102,9 @@ public struct SyncEngine: Sendable {
 
     /// Runs the whole flow. On cancellation (Ctrl-C) it stops at the next await and returns the
     /// report with `phase == .interrupted`; everything learnt so far is already journaled.
-    public func run(items: [SyncItem], project: String, bucket: String) async throws -> SyncReport {
+    /// `bucket` is asked for only when something must be sent, so a re-run with nothing to do
+    /// costs no server-info request.
+    public func run(items: [SyncItem], project: String, bucket: @Sendable () async throws -> String) async throws -> SyncReport {
         var report = SyncReport()
         report.total = items.count
         do {
@@ -114,8 +116,13 @@ public struct SyncEngine: Sendable {
         return report
     }
 
-    func sync(items: [SyncItem], project: String, bucket: String, report: inout SyncReport) async throws {
+    public func run(items: [SyncItem], project: String, bucket: String) async throws -> SyncReport {
+        try await run(items: items, project: project, bucket: { bucket })
+    }
+
+    func sync(items: [SyncItem], project: String, bucket: @Sendable () async throws -> String, report: inout SyncReport) async throws {
         // 1. Diff: ask hasImage for everything the manifest does not already hold as Ready.
+        await recorder.setPhase("checking")
         let known = await recorder.facts
         let unknown = items.filter { !RemoteImage.isDone(known[$0.sha1]?.state) }
         report.alreadyReady = items.count - unknown.count
@@ -129,13 +136,19 @@ public struct SyncEngine: Sendable {
         }
         report.toSend = toSend.map(\.sha1)
         report.bytesToSend = toSend.reduce(0) { $0 + $1.source.size }
+        await recorder.setPlan(images: toSend.count, bytes: report.bytesToSend)
         if options.dryRun { return }
 
         // 3. Upload.
-        try await upload(toSend, project: project, bucket: bucket)
+        if !toSend.isEmpty {
+            let bucketName = try await bucket()
+            await recorder.setPhase("uploading")
+            try await upload(toSend, project: project, bucket: bucketName)
+        }
 
         // 4. Wait for processing.
         if let limit = options.waitLimit {
+            await recorder.setPhase("waiting")
             try await waitForProcessing(items: unknown, project: project, limit: limit)
         }
     }

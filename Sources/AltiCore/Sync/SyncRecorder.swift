@@ -68,7 +68,11 @@ public actor SyncRecorder {
     public private(set) var registrations = 0
     public private(set) var urlRefreshes = 0
     public private(set) var putRetries = 0
-    public let bytesSent = ByteCounter()
+    public nonisolated let bytesSent = ByteCounter()
+    /// What the diff decided to send (for the live display).
+    public private(set) var plannedImages = 0
+    public private(set) var plannedBytes: Int64 = 0
+    public private(set) var phase = "scanning"
     let journals: [SyncJournal]
 
     /// `journals`: one per manifest taking part (an image may live in several sources).
@@ -97,6 +101,13 @@ public actor SyncRecorder {
         putCount += 1
         putBytes += bytes
     }
+
+    public func setPlan(images: Int, bytes: Int64) {
+        plannedImages = images
+        plannedBytes = bytes
+    }
+
+    public func setPhase(_ phase: String) { self.phase = phase }
 
     public func countURLRefresh() { urlRefreshes += 1 }
     public func countPutRetry() { putRetries += 1 }

@@ -1,0 +1,200 @@
+import AltiCore
+import Foundation
+
+/// Renders a sync summary as text (for people) or one JSON object (for scripts), and decides the
+/// exit code. Never prints a key, a token or an upload URL: the summary holds none.
+enum SyncRenderer {
+    static func exitCode(_ s: SyncSummary) -> Int32? {
+        let r = s.report
+        if r.phase == .interrupted { return AltiError(.interrupted, "").exitCode }
+        if s.dryRun { return nil }
+        if !r.failed.isEmpty || !r.invalid.isEmpty { return AltiError(.incomplete, "").exitCode }
+        if s.waited, !(r.processing.isEmpty && r.notSent.isEmpty) { return AltiError(.incomplete, "").exitCode }
+        if !s.waited, !r.notSent.isEmpty { return AltiError(.incomplete, "").exitCode }
+        if let rec = r.reconstruction, rec.errorMessage != nil { return AltiError(.incomplete, "").exitCode }
+        return nil
+    }
+
+    static func text(_ s: SyncSummary) -> String {
+        let r = s.report
+        var lines: [String] = []
+        let projectText = s.project.map { "project \($0.id)\($0.name.isEmpty ? "" : " \"\($0.name)\"")" } ?? "project (not looked up: offline)"
+        let where_ = s.bucket.isEmpty ? "" : ", bucket \(s.bucket) (\(s.cloud))"
+        lines.append("\(s.dryRun ? "alti sync --dry-run" : "alti sync"): \(projectText) at \(s.endpoint)\(where_)")
+        let images = s.sources.reduce(0) { $0 + $1.images }
+        let bytes = s.sources.reduce(Int64(0)) { $0 + $1.totalBytes }
+        let hashed = s.sources.reduce(0) { $0 + $1.filesHashed }
+        let reused = s.sources.reduce(0) { $0 + $1.filesReused }
+        let problems = s.sources.reduce(0) { $0 + $1.problems.count }
+        var scanLine = "  scanned \(images) images (\(ScanRenderer.bytes(bytes))) in \(s.sources.count) source\(s.sources.count == 1 ? "" : "s"): \(hashed) hashed, \(reused) unchanged"
+        if r.total < images { scanLine += ", \(images - r.total) duplicates" }
+        if problems > 0 { scanLine += "; \(problems) not usable (see alti scan)" }
+        lines.append(scanLine)
+        if s.offlinePlan {
+            lines.append("  offline: the server could not be reached; this plan is based on the manifest only")
+        }
+        lines.append("  on the server already: \(r.alreadyReady + (r.total - r.alreadyReady - r.toSend.count)) · to send: \(r.toSend.count) images, \(ScanRenderer.bytes(r.bytesToSend))")
+        if s.dryRun {
+            for sha1 in r.toSend.prefix(20) { lines.append("    would send \(relative(s, sha1))") }
+            if r.toSend.count > 20 { lines.append("    ... and \(r.toSend.count - 20) more") }
+            lines.append("  nothing was changed on the server (dry run)")
+            return lines.joined(separator: "\n") + "\n"
+        }
+        if r.puts > 0 || r.registrations > 0 {
+            lines.append("  sent \(r.puts) images (\(ScanRenderer.bytes(r.bytesSent))) in \(String(format: "%.1f", s.seconds)) s; \(r.registrations) registrations, \(r.urlRefreshes) URL refreshes, \(s.graphQLRequests) API requests")
+        } else {
+            lines.append("  sent nothing; \(s.graphQLRequests) API request\(s.graphQLRequests == 1 ? "" : "s")")
+        }
+        lines.append("  Ready \(r.ready.count) · Invalid \(r.invalid.count) · processing \(r.processing.count) · failed \(r.failed.count)\(r.notSent.isEmpty ? "" : " · not sent \(r.notSent.count)")")
+        for (sha1, errors) in r.invalid.sorted(by: { $0.key < $1.key }) {
+            lines.append("    Invalid: \(relative(s, sha1)): \(errors.isEmpty ? "no reason given" : errors.joined(separator: "; "))")
+        }
+        for (sha1, reason) in r.failed.sorted(by: { $0.key < $1.key }) {
+            lines.append("    failed: \(relative(s, sha1)): \(reason)")
+        }
+        if let rec = r.reconstruction {
+            if let message = rec.errorMessage {
+                lines.append("  reconstruction not started: \(message)\(rec.errorCode.map { " (code \($0))" } ?? "")")
+            } else {
+                lines.append("  reconstruction started: task \(rec.taskID ?? "?")\(rec.taskState.map { " (\($0))" } ?? "")")
+            }
+        }
+        for manifest in s.manifests { lines.append("  manifest: \(manifest)") }
+        lines.append(next(s))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func next(_ s: SyncSummary) -> String {
+        let r = s.report
+        if r.phase == .interrupted {
+            let left = r.total - r.ready.count
+            return "Interrupted: \(r.ready.count) of \(r.total) images Ready, \(left) left. Progress is saved; run the same command again to continue."
+        }
+        if !r.failed.isEmpty || !r.notSent.isEmpty {
+            return "Not finished: run the same command again to retry the \(r.failed.count + r.notSent.count) images left (nothing uploaded is sent again)."
+        }
+        if !r.invalid.isEmpty {
+            return "The server rejected \(r.invalid.count) images: fix or remove them, then run again (Invalid images are sent again)."
+        }
+        if !r.processing.isEmpty {
+            return s.waited
+                ? "\(r.processing.count) images are still being processed: run the same command again later to check."
+                : "Uploaded; the server is verifying \(r.processing.count) images. Run again later to record their final state."
+        }
+        if r.reconstruction == nil {
+            return "All \(r.total) images are Ready. Start the reconstruction with --start-reconstruction."
+        }
+        return "All \(r.total) images are Ready."
+    }
+
+    static func relative(_ s: SyncSummary, _ sha1: String) -> String {
+        s.pathsBySHA1[sha1] ?? sha1
+    }
+
+    struct JSONReport: Encodable {
+        var endpoint: String
+        var project: String?
+        var projectName: String?
+        var cloud: String
+        var bucket: String
+        var dryRun: Bool
+        var offline: Bool
+        var phase: String
+        var exitCode: Int32
+        var manifests: [String]
+        var images: Int
+        var alreadyReady: Int
+        var toSend: [String]
+        var bytesToSend: Int64
+        var ready: [String]
+        var invalid: [String: [String]]
+        var processing: [String]
+        var failed: [String: String]
+        var notSent: [String]
+        var requests: [String: Int]
+        var bytesSent: Int64
+        var filesHashed: Int
+        var seconds: Double
+        var reconstruction: [String: String]?
+    }
+
+    static func json(_ s: SyncSummary) throws -> String {
+        let r = s.report
+        let path = { (sha1: String) in relative(s, sha1) }
+        var reconstruction: [String: String]?
+        if let rec = r.reconstruction {
+            reconstruction = [:]
+            reconstruction?["taskID"] = rec.taskID
+            reconstruction?["taskState"] = rec.taskState
+            reconstruction?["errorMessage"] = rec.errorMessage
+            reconstruction?["errorCode"] = rec.errorCode.map(String.init)
+        }
+        let report = JSONReport(
+            endpoint: s.endpoint, project: s.project?.id, projectName: s.project?.name, cloud: s.cloud, bucket: s.bucket,
+            dryRun: s.dryRun, offline: s.offlinePlan, phase: r.phase.rawValue, exitCode: exitCode(s) ?? 0, manifests: s.manifests,
+            images: r.total, alreadyReady: r.alreadyReady, toSend: r.toSend.map(path), bytesToSend: r.bytesToSend,
+            ready: r.ready.map(path).sorted(),
+            invalid: Dictionary(uniqueKeysWithValues: r.invalid.map { (path($0.key), $0.value) }),
+            processing: r.processing.map(path).sorted(),
+            failed: Dictionary(uniqueKeysWithValues: r.failed.map { (path($0.key), $0.value) }),
+            notSent: r.notSent.map(path).sorted(),
+            requests: ["graphql": s.graphQLRequests, "graphqlRetries": s.graphQLRetries, "put": r.puts,
+                       "registrations": r.registrations, "urlRefreshes": r.urlRefreshes],
+            bytesSent: r.bytesSent, filesHashed: s.sources.reduce(0) { $0 + $1.filesHashed }, seconds: s.seconds,
+            reconstruction: reconstruction)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
+    }
+}
+
+/// The live display: on a terminal one line rewritten 4 times a second (images and bytes done of
+/// total, rate, ETA, retries); otherwise a plain line every 10 seconds. Reads the recorder; it
+/// never slows the upload.
+final class SyncProgressDisplay: @unchecked Sendable {
+    let isTerminal: Bool
+    private var task: Task<Void, Never>?
+    private let lock = NSLock()
+
+    init(isTerminal: Bool) { self.isTerminal = isTerminal }
+
+    static func forStandardError(json: Bool) -> SyncProgressDisplay? {
+        if json { return nil }
+        return SyncProgressDisplay(isTerminal: isatty(STDERR_FILENO) == 1)
+    }
+
+    func start(_ recorder: SyncRecorder, retries: ByteCounter) {
+        let isTerminal = self.isTerminal
+        let t = Task.detached {
+            let started = Date()
+            var lastPlain = Date()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                let phase = await recorder.phase
+                guard phase == "uploading" || phase == "waiting" else { continue }
+                let planned = await recorder.plannedImages
+                let plannedBytes = await recorder.plannedBytes
+                let done = await recorder.putCount
+                let sent = recorder.bytesSent.total
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = elapsed > 0 ? Double(sent) / elapsed : 0
+                let eta = rate > 0 ? Double(max(0, plannedBytes - sent)) / rate : 0
+                let line = "\(phase) \(done)/\(planned) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(retries.total)"
+                if isTerminal {
+                    FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+                } else if Date().timeIntervalSince(lastPlain) >= 10 {
+                    lastPlain = Date()
+                    FileHandle.standardError.write(Data("alti: \(line)\n".utf8))
+                }
+            }
+        }
+        lock.withLock { task = t }
+    }
+
+    func stop() async {
+        let t = lock.withLock { task }
+        t?.cancel()
+        await t?.value
+        if isTerminal, t != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
