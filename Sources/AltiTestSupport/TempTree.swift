@@ -181,3 +181,40 @@ public struct RunError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// Validates JSON files against `manifests/manifest.schema.json` with Python's `jsonschema`
+/// (Draft 2020-12), the oracle CI installs with pip. Missing Python or jsonschema is an error,
+/// never a skip.
+public enum ManifestSchema {
+    public static var schemaPath: String { Run.packageRoot.appendingPathComponent("manifests/manifest.schema.json").path }
+
+    static let script = """
+        import json, sys
+        try:
+            import jsonschema
+        except ImportError:
+            print("python3 has no jsonschema package: pip install jsonschema (CI does, via scripts/bootstrap --test)")
+            sys.exit(3)
+        schema = json.load(open(sys.argv[1]))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        bad = 0
+        for p in sys.argv[2:]:
+            for e in v.iter_errors(json.load(open(p))):
+                bad += 1
+                print("%s: /%s: %s" % (p, "/".join(map(str, e.absolute_path)), e.message))
+        sys.exit(1 if bad else 0)
+        """
+
+    /// The validation errors of `files` (empty when all are valid). Throws when the validator
+    /// itself cannot run.
+    public static func errors(_ files: [String]) throws -> [String] {
+        let result = try Run.process("python3", ["-c", script, schemaPath] + files)
+        switch result.exitCode {
+        case 0: return []
+        case 1: return result.stdout.split(separator: "\n").map(String.init)
+        default:
+            throw RunError("cannot validate manifests (exit \(result.exitCode)): \(result.stdout)\(result.stderr)")
+        }
+    }
+}

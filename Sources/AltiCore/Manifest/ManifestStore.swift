@@ -176,6 +176,8 @@ public struct ManifestStore: Sendable {
             return "at \(path(context.codingPath)): \(flat(context.debugDescription))"
         case .keyNotFound(let key, let context):
             return "at \(path(context.codingPath + [key])): required key \"\(key.stringValue)\" is missing"
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return "not an alti manifest (expected a JSON object at the top level)"
         case .typeMismatch(let type, let context):
             return "at \(path(context.codingPath)): expected \(type) (\(flat(context.debugDescription)))"
         case .valueNotFound(let type, let context):
