@@ -69,4 +69,12 @@ public struct ScanProgress: Sendable, Equatable {
     public var filesTotal: Int
     public var bytesDone: Int64
     public var bytesTotal: Int64
+
+    public init(root: String, filesDone: Int, filesTotal: Int, bytesDone: Int64, bytesTotal: Int64) {
+        self.root = root
+        self.filesDone = filesDone
+        self.filesTotal = filesTotal
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+    }
 }

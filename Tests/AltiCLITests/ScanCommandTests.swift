@@ -1,0 +1,122 @@
+@testable import AltiCLI
+import AltiCore
+import AltiTestSupport
+import Foundation
+import Testing
+
+/// `alti scan` end to end: the built binary on temporary trees; stdout, stderr, exit codes.
+@Suite("alti scan (binary)")
+struct ScanCommandTests {
+    var sample: String { Run.packageRoot.appendingPathComponent("samples/sample-survey").path }
+
+    func json(_ text: String) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        let top = try #require(object as? [String: Any])
+        let sources = try #require(top["sources"] as? [[String: Any]])
+        return try #require(sources.first)
+    }
+
+    @Test func summaryThenNoChangeRescanAsJSON() throws {
+        let tree = try TempTree("cli-scan")
+        try tree.copy(sample, to: "survey")
+        try tree.write("survey/readme.txt", "notes")
+        try tree.write("survey/broken.jpg", "oops")
+        try tree.ageAllFiles()
+        let first = try Run.alti(["scan", tree.path("survey")])
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        #expect(first.stderr == "")  // not a terminal: no progress line
+        #expect(first.stdout.contains("Scanned \(tree.path("survey"))\n"))
+        #expect(first.stdout.contains("  images:     24 (JPEG 24), "))
+        #expect(first.stdout.contains("0.050 gigapixels"))
+        #expect(first.stdout.contains("    broken.jpg: notAnImage: "))
+        #expect(first.stdout.contains("  skipped:    2 other files, 1 hidden or junk"))
+        #expect(first.stdout.contains("  hashed:     24 files"))
+        #expect(first.stdout.contains("  manifest:   \(tree.path("survey/.alti/manifest.json"))\n"))
+
+        let second = try Run.alti(["scan", "--json", tree.path("survey")])
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stderr == "")
+        let report = try json(second.stdout)
+        #expect(report["filesHashed"] as? Int == 0)
+        #expect(report["filesReused"] as? Int == 25)
+        #expect(report["images"] as? Int == 24)
+        #expect(report["imagesByType"] as? [String: Int] == ["JPEG": 24])
+        #expect(report["otherFilesSkipped"] as? Int == 2)  // readme.txt and the sample's README.md
+        #expect(report["manifest"] as? String == tree.path("survey/.alti/manifest.json"))
+        #expect(try ManifestSchema.errors([tree.path("survey/.alti/manifest.json")]) == [])
+    }
+
+    @Test func relativePathAndManifestFlag() throws {
+        let tree = try TempTree("cli-rel")
+        try tree.write("photos/a.png", Array([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + [0, 0, 0, 13]
+            + Array("IHDR".utf8) + [0, 0, 7, 128, 0, 0, 4, 56, 8, 2, 0, 0, 0] + [0, 0, 0, 0]
+            + [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82])
+        let r = try Run.alti(["scan", "photos", "--manifest", "state/m.json", "--json"], currentDirectory: tree.path)
+        #expect(r.exitCode == 0, "\(r.stderr)")
+        let report = try json(r.stdout)
+        #expect(report["root"] as? String == tree.path("photos"))
+        #expect(report["manifest"] as? String == tree.path("state/m.json"))
+        #expect(report["imagesByType"] as? [String: Int] == ["PNG": 1])
+        #expect(abs((report["gigapixels"] as? Double ?? 0) - 0.0020736) < 1e-12)  // 1920x1080 < 2 MP
+        let manifest = try ManifestStore().load(tree.url("state/m.json"))
+        #expect(manifest?.entries.first?.width == 1920)
+        #expect(manifest?.source.root == tree.path("photos"))
+    }
+
+    @Test func usageAndNoInputExitCodes() throws {
+        let tree = try TempTree("cli-codes")
+        let none = try Run.alti(["scan"])
+        #expect(none.exitCode == 64)
+        let two = try Run.alti(["scan", tree.path, tree.path, "--manifest", tree.path("m.json")])
+        #expect(two.exitCode == 64)
+        let missing = try Run.alti(["scan", tree.path("absent")])
+        #expect(missing.exitCode == 66)
+        #expect(missing.stderr == "alti: \(tree.path("absent")): No such file or directory\n")
+        #expect(missing.stdout == "")
+        let jobs = try Run.alti(["scan", tree.path, "--jobs", "0"])
+        #expect(jobs.exitCode == 64)
+    }
+
+    @Test func corruptManifestExits65UntouchedUntilRebuild() throws {
+        let tree = try TempTree("cli-corrupt")
+        try tree.copy(sample + "/flight1/DJI_0001.JPG", to: "DJI_0001.JPG")
+        let bytes = Array("{\n  \"schemaVersion\" : 1,\n  \"entries\" : [\n    {\"path\" : x}\n  ]\n}\n".utf8)
+        try tree.write(".alti/manifest.json", bytes)
+        let r = try Run.alti(["scan", tree.path])
+        #expect(r.exitCode == 65)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(r.stderr.hasPrefix("alti: \(tree.path(".alti/manifest.json")): invalid JSON at line 4, column "))
+        #expect(r.stdout == "")
+        #expect(try tree.read(".alti/manifest.json") == bytes)
+
+        let rebuilt = try Run.alti(["scan", tree.path, "--rebuild"])
+        #expect(rebuilt.exitCode == 0, "\(rebuilt.stderr)")
+        #expect(rebuilt.stdout.contains("moved the unreadable manifest aside to \(tree.path(".alti/manifest.json.corrupt-"))"))
+        let aside = try tree.files().filter { $0.hasPrefix(".alti/manifest.json.corrupt-") }
+        #expect(aside.count == 1)
+        #expect(try tree.read(aside[0]) == bytes)
+        #expect(try ManifestSchema.errors([tree.path(".alti/manifest.json")]) == [])
+    }
+
+    @Test func lockedManifestExits73() throws {
+        let tree = try TempTree("cli-lock")
+        try tree.copy(sample + "/flight1/DJI_0002.JPG", to: "a.jpg")
+        let store = ManifestStore()
+        let lock = try store.lock(store.locate(root: tree.path, override: nil))
+        let r = try Run.alti(["scan", tree.path])
+        #expect(r.exitCode == 73)
+        #expect(r.stderr.contains("is in use by another alti"))
+        lock.release()
+        #expect(try Run.alti(["scan", tree.path]).exitCode == 0)
+    }
+
+    @Test func rendererFormatsBytesAndProgress() {
+        #expect(ScanRenderer.bytes(999) == "999 bytes")
+        #expect(ScanRenderer.bytes(1_500_000) == "1.5 MB")
+        let line = ProgressLine.format(
+            ScanProgress(root: "/r", filesDone: 10, filesTotal: 40, bytesDone: 100_000_000, bytesTotal: 400_000_000),
+            elapsedNs: 1_000_000_000)
+        #expect(line == "hashing 10/40 files, 100.0 MB of 400.0 MB, 100 MB/s, ETA 0:03")
+    }
+}
