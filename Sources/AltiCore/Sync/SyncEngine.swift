@@ -215,9 +215,11 @@ public struct SyncEngine: Sendable {
             case .success(let registered)?:
                 events.append(JournalEvent(.registered, sha1: item.sha1, at: receivedAt, imageID: registered.image.id,
                                            filename: registered.image.filename, bucket: bucket, state: registered.image.state))
+                // X-Amz-Date has whole seconds, so the URL may have been signed up to 1 s before
+                // it reached us: count its lifetime from 1 s before receipt.
                 let lifetime = PresignedURL.lifetime(registered.uploadURL ?? "")
                 tickets.append(Ticket(item: item, imageID: registered.image.id, url: registered.uploadURL ?? "",
-                                      expiresAt: lifetime.map { receivedAt.addingTimeInterval($0) }, lifetime: lifetime))
+                                      expiresAt: lifetime.map { receivedAt.addingTimeInterval($0 - 1) }, lifetime: lifetime))
             case .failure(let error)?:
                 events.append(JournalEvent(.failed, sha1: item.sha1, at: receivedAt, reason: error.message))
             case nil:

@@ -1,0 +1,288 @@
+import AltiEmulator
+import AltiTestSupport
+import Foundation
+import Testing
+
+@testable import AltiCore
+
+/// End-to-end: the built `alti` binary against an in-process emulator on a real socket.
+/// Assertions are on what the emulator stored and counted, on the manifest and on exit codes.
+@Suite(.serialized) struct SyncEndToEndTests {
+    static let project = ProjectSeed.sample.id
+    static let key = "alti-demo-key"
+    static let token = "alti-demo-token"
+
+    /// A copy of the bundled sample survey (24 real JPEGs), aged so the racy guard stays out of
+    /// the way, optionally with `extra` more unique JPEGs (a sample with a distinct COM segment).
+    static func survey(extra: Int = 0) throws -> TempTree {
+        let tree = try TempTree("sync-e2e")
+        let samples = Run.packageRoot.appendingPathComponent("samples/sample-survey")
+        for flight in ["flight1", "flight2"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: samples.appendingPathComponent(flight).path) {
+                try tree.copy(samples.appendingPathComponent("\(flight)/\(name)").path, to: "\(flight)/\(name)")
+            }
+        }
+        if extra > 0 {
+            let base = [UInt8](try Data(contentsOf: samples.appendingPathComponent("flight1/DJI_0001.JPG")))
+            for i in 0..<extra {
+                let comment = Array("alti test image \(i)".utf8)
+                let length = UInt16(comment.count + 2)
+                let jpeg = [0xFF, 0xD8, 0xFF, 0xFE, UInt8(length >> 8), UInt8(length & 0xFF)] + comment + base.dropFirst(2)
+                _ = try tree.write("extra/IMG_\(String(format: "%04d", i)).JPG", jpeg)
+            }
+        }
+        try tree.ageAllFiles()
+        return tree
+    }
+
+    static func env(_ emu: RunningEmulator, _ extra: [String: String] = [:]) -> [String: String] {
+        ["ALTI_ENDPOINT": emu.baseURL, "ALTI_KEY": key, "ALTI_TOKEN": token, "ALTI_RETRY_BASE_MS": "10",
+         "XDG_CONFIG_HOME": "/nonexistent-alti-config", "XDG_STATE_HOME": NSTemporaryDirectory()].merging(extra) { _, new in new }
+    }
+
+    static func alti(_ args: [String], _ env: [String: String]) async throws -> ProcessResult {
+        try await runProcessOffPool(try Run.altiBinary().path, args, environment: env)
+    }
+
+    static func json(_ result: ProcessResult) throws -> [String: Any] {
+        let data = Data(result.stdout.utf8)
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RunError("not a JSON object: \(result.stdout)\n\(result.stderr)")
+        }
+        return object
+    }
+
+    static func manifest(_ tree: TempTree) throws -> Manifest {
+        try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: tree.url(".alti/manifest.json")))
+    }
+
+    @Test func aSurveyEndsReadyWithOnePutEachAndARerunSendsNothing() async throws {
+        let tree = try Self.survey(extra: 126)  // 150 images: two hasImage batches
+        defer { tree.remove() }
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let first = try await Self.alti(["sync", tree.path, "--project", String(Self.project.prefix(8)), "--json"], Self.env(emu))
+            #expect(first.exitCode == 0, "\(first.stderr)")
+            let stats = await emu.state.stats()
+            #expect(stats.putsByImage.count == 150)
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            #expect(stats.count("hasImage") == 150)
+            #expect(stats.imagesByState["Ready"] == 150)
+            let manifest = try Self.manifest(tree)
+            #expect(manifest.remote.projectID == Self.project)
+            #expect(manifest.remote.endpoint == emu.baseURL)
+            let serverImages = await emu.state.images(ofProject: Self.project)
+            for entry in manifest.entries {
+                let server = try #require(entry.server, "\(entry.path) has no server facts")
+                #expect(server.state == "Ready")
+                let image = try #require(serverImages.first { $0.id == server.imageID })
+                #expect(image.filename == server.filename)
+                #expect(image.checksum == entry.sha1)
+            }
+            #expect(!FileManager.default.fileExists(atPath: tree.path(".alti/manifest.json.journal")))
+
+            // The re-run: nothing hashed, registered or sent; at most ceil(N/100)+3 requests.
+            let before = await emu.state.stats()
+            let second = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"], Self.env(emu))
+            #expect(second.exitCode == 0, "\(second.stderr)")
+            let after = await emu.state.stats()
+            #expect(after.puts == before.puts)
+            #expect(after.registrations == before.registrations)
+            #expect(after.graphqlRequests - before.graphqlRequests <= 2 + 3)
+            let report = try Self.json(second)
+            #expect(report["filesHashed"] as? Int == 0)
+            #expect((report["ready"] as? [String])?.count == 150)
+        }
+    }
+
+    @Test func imagesFromAnotherClientAreSkippedInvalidOnesResentDuplicatesSentOnce() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        // Another laptop already uploaded flight1.
+        let other = try TempTree("sync-other")
+        defer { other.remove() }
+        for name in try FileManager.default.contentsOfDirectory(atPath: tree.path("flight1")) {
+            try other.copy(tree.path("flight1/\(name)"), to: name)
+        }
+        try other.ageAllFiles()
+        // A duplicate inside the survey.
+        try tree.copy(tree.path("flight2/DJI_0013.JPG"), to: "copies/same-as-13.jpg")
+        try tree.ageAllFiles()
+
+        var config = testEmulatorConfiguration()
+        config.faults.forceInvalid = ["DJI_0020.JPG"]
+        try await withEmulator(config) { emu in
+            let pre = try await Self.alti(["sync", other.path, "--project", Self.project], Self.env(emu))
+            #expect(pre.exitCode == 0, "\(pre.stderr)")
+            let flight1IDs = Set(await emu.state.stats().putsByImage.keys)
+            #expect(flight1IDs.count == 12)
+
+            let first = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"], Self.env(emu))
+            #expect(first.exitCode == 75, "one image is Invalid: \(first.stdout) \(first.stderr)")
+            var stats = await emu.state.stats()
+            #expect(stats.putsByImage.count == 24)  // 12 earlier + 12 of flight2; the duplicate shares one
+            #expect(flight1IDs.allSatisfy { stats.putsByImage[$0] == 1 })
+            let report = try Self.json(first)
+            let invalid = try #require(report["invalid"] as? [String: [String]])
+            #expect(invalid.keys.map { ($0 as NSString).lastPathComponent } == ["DJI_0020.JPG"])
+            #expect(invalid.values.first?.isEmpty == false)
+            let manifest = try Self.manifest(tree)
+            #expect(manifest.entries.first { $0.path == "flight2/DJI_0020.JPG" }?.server?.state == "Invalid")
+            let duplicate = try #require(manifest.entries.first { $0.path == "copies/same-as-13.jpg" })
+            #expect(duplicate.duplicateOf == "flight2/DJI_0013.JPG" || duplicate.server?.imageID
+                == manifest.entries.first { $0.path == "flight2/DJI_0013.JPG" }?.server?.imageID)
+
+            // The server stops refusing it: the next run sends the Invalid image again, only it.
+            await emu.setFaults(FaultSettings())
+            let invalidID = try #require(manifest.entries.first { $0.path == "flight2/DJI_0020.JPG" }?.server?.imageID)
+            let putsBefore = stats.puts
+            let second = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+            #expect(second.exitCode == 0, "\(second.stdout) \(second.stderr)")
+            stats = await emu.state.stats()
+            #expect(stats.puts == putsBefore + 1)
+            #expect(stats.putsByImage[invalidID] == 2)
+            #expect(try Self.manifest(tree).entries.allSatisfy { $0.server?.state == "Ready" })
+        }
+    }
+
+    @Test func twentyPercentFailuresStillEndReady() async throws {
+        let tree = try Self.survey(extra: 26)
+        defer { tree.remove() }
+        var config = testEmulatorConfiguration()
+        config.faults.graphql.failRate = 0.2
+        config.faults.put.failRate = 0.2
+        try await withEmulator(config) { emu in
+            let result = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"], Self.env(emu))
+            #expect(result.exitCode == 0, "\(result.stdout) \(result.stderr)")
+            let stats = await emu.state.stats()
+            #expect(stats.imagesByState["Ready"] == 50)
+            #expect(stats.putsByImage.count == 50)
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            #expect((stats.putsByOutcome["fault-503"] ?? 0) > 0)  // the faults really happened
+            let report = try Self.json(result)
+            #expect(((report["requests"] as? [String: Int])?["graphqlRetries"] ?? 0) > 0)
+        }
+    }
+
+    @Test func shortLivedURLsAreRefreshedBeforeUseNotRetried() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        var config = testEmulatorConfiguration()
+        config.urlLifetime = 3
+        config.faults.put.latencyMilliseconds = 300
+        try await withEmulator(config) { emu in
+            let result = try await Self.alti(["sync", tree.path, "--project", Self.project, "--jobs", "1", "--json"], Self.env(emu))
+            #expect(result.exitCode == 0, "\(result.stdout) \(result.stderr)")
+            let stats = await emu.state.stats()
+            #expect(stats.imagesByState["Ready"] == 24)
+            #expect(stats.putsByOutcome["AccessDenied"] == nil, "a stale URL was used: \(stats.putsByOutcome)")
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            let report = try Self.json(result)
+            #expect(((report["requests"] as? [String: Int])?["urlRefreshes"] ?? 0) > 0)
+        }
+    }
+
+    @Test func killedMidUploadResumesWithoutResendingAndLeaksNoSecret() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        var config = testEmulatorConfiguration()
+        config.faults.put.latencyMilliseconds = 250
+        try await withEmulator(config) { emu in
+            let process = Process()
+            process.executableURL = try Run.altiBinary()
+            process.arguments = ["sync", tree.path, "--project", Self.project, "--jobs", "2"]
+            process.environment = ProcessInfo.processInfo.environment.merging(Self.env(emu)) { _, new in new }
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            var waited = 0
+            while await emu.state.stats().putsByOutcome["ok"] ?? 0 < 6, waited < 600 {
+                try await Task.sleep(for: .milliseconds(20))
+                waited += 1
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+
+            let journalPath = tree.path(".alti/manifest.json.journal")
+            let journalText = (try? String(contentsOfFile: journalPath, encoding: .utf8)) ?? ""
+            let recorded = try SyncJournal.read(path: journalPath).filter { $0.kind == .stored }.compactMap(\.imageID)
+            #expect(recorded.count >= 1, "the killed run journaled its completed PUTs")
+            _ = try Self.manifest(tree)  // still parses
+
+            await emu.setFaults(FaultSettings())
+            let rerun = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+            #expect(rerun.exitCode == 0, "\(rerun.stdout) \(rerun.stderr)")
+            let stats = await emu.state.stats()
+            #expect(stats.imagesByState["Ready"] == 24)
+            #expect(stats.putsByImage.count == 24)
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 }, "an image was uploaded twice: \(stats.putsByImage)")
+            for id in recorded { #expect(stats.putsByImage[id] == 1) }
+
+            // Secrets: nowhere in what alti wrote or printed.
+            let manifestText = try String(contentsOfFile: tree.path(".alti/manifest.json"), encoding: .utf8)
+            let killedOutput = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            for text in [rerun.stdout, rerun.stderr, manifestText, journalText, killedOutput] {
+                for secret in [Self.key, Self.token, "X-Amz-Signature", "X-Amz-Credential", "Signature="] {
+                    #expect(!text.contains(secret), "\(secret) leaked")
+                }
+            }
+        }
+    }
+
+    @Test func badInputsGiveOneLineAndTheirExitCode() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let badToken = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu, ["ALTI_TOKEN": "wrong"]))
+            #expect(badToken.exitCode == 77)
+            #expect(badToken.stderr.contains("token"))
+            #expect(!badToken.stderr.contains("wrong"))
+
+            let noProject = try await Self.alti(["sync", tree.path, "--project", "ffffffffffffffffffffffff"], Self.env(emu))
+            #expect(noProject.exitCode == 67)
+            #expect(noProject.stderr.contains("ffffffffffffffffffffffff"))
+
+            let missing = try await Self.alti(["sync", tree.path("nope"), "--project", Self.project], Self.env(emu))
+            #expect(missing.exitCode == 66)
+
+            // Nothing listens on port 9 of loopback: unreachable, exit 69, and the scan is kept.
+            let offline = try await Self.alti(["sync", tree.path, "--project", Self.project],
+                                              Self.env(emu, ["ALTI_ENDPOINT": "http://127.0.0.1:9", "ALTI_RETRY_ATTEMPTS": "2"]))
+            #expect(offline.exitCode == 69, "\(offline.stderr)")
+            #expect(offline.stderr.split(separator: "\n").count == 1)
+            #expect(try Self.manifest(tree).entries.count == 24)
+
+            // A corrupt manifest is refused and left as it was.
+            let garbage = Array("{\"schemaVersion\": 1, \"entries\": [".utf8)
+            _ = try tree.write(".alti/manifest.json", garbage)
+            let corrupt = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+            #expect(corrupt.exitCode == 65)
+            #expect(corrupt.stderr.contains("manifest.json"))
+            #expect(try tree.read(".alti/manifest.json") == garbage)
+            #expect(await emu.state.stats().puts == 0)
+        }
+    }
+
+    @Test func dryRunChangesNothingAndWorksOffline() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let plan = try await Self.alti(["sync", tree.path, "--project", Self.project, "--dry-run", "--json"], Self.env(emu))
+            #expect(plan.exitCode == 0, "\(plan.stderr)")
+            let report = try Self.json(plan)
+            #expect((report["toSend"] as? [String])?.count == 24)
+            let stats = await emu.state.stats()
+            #expect(stats.registrations == 0)
+            #expect(stats.puts == 0)
+            #expect(stats.count("uploadImageS3") == 0)
+
+            let offline = try await Self.alti(["sync", tree.path, "--project", Self.project, "--dry-run"],
+                                              Self.env(emu, ["ALTI_ENDPOINT": "http://127.0.0.1:9", "ALTI_RETRY_ATTEMPTS": "1"]))
+            #expect(offline.exitCode == 0, "\(offline.stderr)")
+            #expect(offline.stdout.contains("offline"))
+            #expect(offline.stdout.contains("to send: 24 images"))
+        }
+    }
+}
