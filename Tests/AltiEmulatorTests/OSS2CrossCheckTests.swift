@@ -1,0 +1,57 @@
+import AltiEmulator
+import AltiTestSupport
+import Foundation
+import Testing
+
+/// The official Aliyun SDK (oss2, from PyPI) uploads into the emulator: V1 and V4 are accepted,
+/// a wrong secret is refused. Proves the verifier agrees with the real signer. Fails (never skips)
+/// when python3 or oss2 is missing: `pip install oss2` (scripts/bootstrap --test does).
+@Suite("oss2 cross-check")
+struct OSS2CrossCheckTests {
+    struct Outcome: Decodable { let status: Int?; let code: String? }
+
+    func runOSS2(_ emu: RunningEmulator, sts: STS, key: String, file: String, version: String,
+                 secret: String? = nil) async throws -> Outcome {
+        let script = Run.packageRoot.appendingPathComponent("scripts/oss2_check.py").path
+        let result: ProcessResult
+        do {
+            result = try await runProcessOffPool(
+                "python3", [script, "--endpoint", sts.endpoint, "--bucket", sts.bucket, "--key", key, "--file", file,
+                            "--version", version, "--region", "cn-shenzhen"],
+                environment: ["OSS_ACCESS_KEY_ID": sts.id, "OSS_ACCESS_KEY_SECRET": secret ?? sts.secret,
+                              "OSS_SECURITY_TOKEN": sts.token])
+        } catch {
+            throw TestFailure("cannot run python3 (needed for the oss2 cross-check): \(error)")
+        }
+        if result.exitCode == 3 { throw TestFailure("oss2 is missing: \(result.stdout) (run `pip install oss2`)") }
+        guard result.exitCode == 0, let line = result.stdout.split(separator: "\n").last else {
+            throw TestFailure("oss2_check.py failed (exit \(result.exitCode)): \(result.stdout) \(result.stderr)")
+        }
+        return try JSONDecoder().decode(Outcome.self, from: Data(line.utf8))
+    }
+
+    @Test func officialSDKAgreesWithTheVerifier() async throws {
+        let tree = try TempTree("oss2")
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let sts = try await getSTS(emu)
+            for version in ["v1", "v4"] {
+                let bytes = jpegBytes("oss2-\(version)", size: 50_000)
+                let file = try tree.write("\(version).jpg", bytes)
+                let image = try await registerOSS(emu, name: "IMG_\(version).JPG", checksum: sha1(bytes))
+                let ok = try await runOSS2(emu, sts: sts, key: "\(samplePID)/\(image.filename)", file: file, version: version)
+                #expect(ok.status == 200, "oss2 \(version) upload refused: \(ok.code ?? "?")")
+                #expect(await emu.state.objectBytes(imageID: image.id) == bytes)
+                #expect(try await doneUpload(emu, image.id) == "Uploaded")
+                #expect(try await waitForFinalState(emu, image.id).0 == "Ready")
+
+                let refused = try await runOSS2(emu, sts: sts, key: "\(samplePID)/\(image.filename)", file: file,
+                                                version: version, secret: "wrong-secret")
+                #expect(refused.status == 403)
+                #expect(refused.code == "SignatureDoesNotMatch")
+            }
+            let stats = await emu.stats()
+            #expect(stats.puts("ok") == 2)
+            #expect(stats.puts("SignatureDoesNotMatch") == 2)
+        }
+    }
+}
