@@ -87,6 +87,34 @@ struct ManifestStoreTests {
         #expect(try tree.files() == ["deep/er/manifest.json"])
     }
 
+    @Test func fastWriterIsByteIdenticalToJSONEncoder() throws {
+        let tricky = ["plain.jpg", "quote\"back\\slash/and/slashes.jpg", "tab\there\nnewline\r\u{08}\u{0C}\u{01}\u{1F}.jpg",
+                      "ünïcødé/写真/📷.JPG", "space dir/x y.tif", "\u{7F}del.png"]
+        var m = Manifest(root: "/media/ÜSB \"card\"/DCIM", remote: Manifest.Remote(endpoint: "https://api.altizure.com/graphql",
+                         projectID: "p/1", cloud: "s3", bucket: "b"), writtenAtNs: -1)
+        for (i, path) in tricky.enumerated() {
+            m.entries.append(ManifestEntry(
+                path: path, size: Int64(i) * 1_000_000_007, mtimeNs: Int64.min + Int64(i), inode: UInt64.max - UInt64(i),
+                sha1: i % 2 == 0 ? String(repeating: "f", count: 40) : nil, type: i % 3 == 0 ? .tiff : nil,
+                width: i == 1 ? nil : i, height: i, verdict: Verdict.allCases[i % Verdict.allCases.count],
+                detail: i % 2 == 0 ? nil : "what \"went\" wrong\n", missing: i == 2, duplicateOf: i == 4 ? "plain.jpg" : nil,
+                server: i % 2 == 0 ? ServerFacts(imageID: "id\(i)", filename: path, state: "Ready", errors: i == 0 ? [] : ["e1", "e\"2"],
+                                                 bucket: "bk", checkedAt: "2025-01-01T00:00:00Z") : nil))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var reference = try encoder.encode(m)
+        reference.append(0x0A)
+        let fast = try ManifestStore.encode(m)
+        #expect(String(decoding: fast, as: UTF8.self) == String(decoding: reference, as: UTF8.self))
+        #expect(fast == reference)
+        #expect(try ManifestStore.decode(fast, file: "x") == m)
+        // And an empty manifest.
+        var empty = try encoder.encode(Manifest(root: "/"))
+        empty.append(0x0A)
+        #expect(try ManifestStore.encode(Manifest(root: "/")) == empty)
+    }
+
     @Test func saveIntoAnUnwritableFolderIsCannotWrite() throws {
         let tree = try TempTree("unwritable")
         try tree.write("blocker", "a file where a folder should be")

@@ -59,6 +59,33 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.entries = entries
     }
 
+    /// Thrown while decoding, before anything else is read, for a manifest this build must not use.
+    public enum SchemaVersionError: Error, Sendable, Equatable {
+        case missing
+        case newer(Int)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, generator, source, remote, writtenAt, writtenAtNs, entries
+    }
+
+    /// Checks `schemaVersion` first, so a newer manifest is refused as newer (not as malformed)
+    /// in the same single parse.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        guard let version = try? c.decodeIfPresent(Int.self, forKey: .schemaVersion) else {
+            throw SchemaVersionError.missing
+        }
+        guard version <= Manifest.currentSchemaVersion else { throw SchemaVersionError.newer(version) }
+        schemaVersion = version
+        generator = try c.decode(String.self, forKey: .generator)
+        source = try c.decode(Source.self, forKey: .source)
+        remote = try c.decode(Remote.self, forKey: .remote)
+        writtenAt = try c.decode(String.self, forKey: .writtenAt)
+        writtenAtNs = try c.decode(Int64.self, forKey: .writtenAtNs)
+        entries = try c.decode([ManifestEntry].self, forKey: .entries)
+    }
+
     /// Sets the server facts of a checksum on every entry (missing or not) with that sha1.
     /// Returns the number of entries changed.
     @discardableResult

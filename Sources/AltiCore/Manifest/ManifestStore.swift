@@ -138,22 +138,15 @@ public struct ManifestStore: Sendable {
 
     /// Decodes a manifest; see `load(_:)` for the errors.
     public static func decode(_ data: Data, file: String) throws(AltiError) -> Manifest {
-        struct Probe: Decodable { var schemaVersion: Int? }
-        let decoder = JSONDecoder()
-        let probe: Probe
         do {
-            probe = try decoder.decode(Probe.self, from: data)
-        } catch {
-            throw AltiError(.dataError, "\(file): \(describe(error, data: data)); fix it, or run with --rebuild to move it aside and start over")
-        }
-        guard let version = probe.schemaVersion else {
-            throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion); move it away or run with --rebuild")
-        }
-        guard version <= Manifest.currentSchemaVersion else {
-            throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti, or run with --rebuild to move it aside")
-        }
-        do {
-            return try decoder.decode(Manifest.self, from: data)
+            return try JSONDecoder().decode(Manifest.self, from: data)
+        } catch let error as Manifest.SchemaVersionError {
+            switch error {
+            case .missing:
+                throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion); move it away or run with --rebuild")
+            case .newer(let version):
+                throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti, or run with --rebuild to move it aside")
+            }
         } catch {
             throw AltiError(.dataError, "\(file): \(describe(error, data: data)); fix it, or run with --rebuild to move it aside and start over")
         }
@@ -240,11 +233,9 @@ public struct ManifestStore: Sendable {
 
     /// The bytes of a manifest as saved: pretty-printed, sorted keys, trailing newline.
     public static func encode(_ manifest: Manifest) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try encoder.encode(manifest)
-        data.append(0x0A)
-        return data
+        var bytes = ManifestJSON.encode(manifest)
+        bytes.append(0x0A)
+        return Data(bytes)
     }
 
     /// Saves atomically and durably: entries normalized (sorted, duplicates linked), `writtenAt`
