@@ -69,7 +69,13 @@ public struct S3PresignedUploader: BlobUploader {
             switch response.status {
             case 200:
                 return .stored
-            case 403, 400 where S3ErrorBody.code(response.body) == "ExpiredToken":
+            case 403, 400:
+                // 400 is a refusal of the URL only for ExpiredToken (a URL signed with session
+                // credentials that have expired); any other 400 is a permanent failure.
+                if response.status == 400, S3ErrorBody.code(response.body) != "ExpiredToken" {
+                    progress(-reported.total)
+                    return .failed(reason: "the store refused \(source.path): \(S3ErrorBody.code(response.body) ?? "HTTP 400") \(S3ErrorBody.message(response.body) ?? "")")
+                }
                 progress(-reported.total)
                 return .urlRejected(code: S3ErrorBody.code(response.body) ?? "HTTP \(response.status)",
                                     message: S3ErrorBody.message(response.body) ?? "")
