@@ -174,6 +174,30 @@ struct ManifestStoreTests {
                 == "/home/pilot/.local/state/alti/" + ManifestStore.fallbackName(root: "/media/card/DCIM"))
     }
 
+    @Test func cardScannedWhenWritableThenReadOnlyContinuesInTheStateFolder() async throws {
+        let tree = try TempTree("card-ro")
+        let state = try TempTree("state-ro")
+        try tree.write("DCIM/a.jpg", ScanFixtures.jpeg(width: 10, height: 10))
+        try tree.ageAllFiles()
+        let root = tree.path("DCIM")
+        let first = try #require(try await ScanService().scan(paths: [root]).first)
+        var m = first.manifest
+        m.setServerFacts(ServerFacts(imageID: "i1", filename: "a.jpg", state: "Ready", bucket: "b", checkedAt: "t"),
+                         forSHA1: try #require(m.entries.first?.sha1))
+        try ManifestStore().save(m, to: first.manifestURL)
+        let cardBytes = try tree.read("DCIM/.alti/manifest.json")
+
+        let readOnly = ManifestStore(environment: ["XDG_STATE_HOME": state.path], canWrite: { _ in false })
+        let location = readOnly.locate(root: root, override: nil)
+        #expect(location.isFallback)
+        #expect(location.seed?.path == first.manifestURL.path)
+        let second = try #require(try await ScanService(store: readOnly).scan(paths: [root]).first)
+        #expect(second.manifestURL.path.hasPrefix(state.path))
+        #expect(second.report.filesReused == 1)  // seeded: nothing re-hashed
+        #expect(second.manifest.entries.first?.server?.imageID == "i1")
+        #expect(try tree.read("DCIM/.alti/manifest.json") == cardBytes)
+    }
+
     @Test func manifestOverride() async throws {
         let tree = try TempTree("override")
         let elsewhere = try TempTree("elsewhere")

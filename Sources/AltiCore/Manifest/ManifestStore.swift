@@ -8,9 +8,14 @@ public struct ManifestLocation: Sendable, Equatable {
     /// True when the scanned folder was not writable and the manifest lives under the state dir.
     public var isFallback: Bool
 
-    public init(file: URL, isFallback: Bool) {
+    /// A read-only manifest to start from when `file` does not exist yet: the card's own
+    /// `.alti/manifest.json` when the card is now mounted read-only.
+    public var seed: URL?
+
+    public init(file: URL, isFallback: Bool, seed: URL? = nil) {
         self.file = file
         self.isFallback = isFallback
+        self.seed = seed
     }
 
     /// The sibling lock file held (flock) while a command works on the manifest.
@@ -73,9 +78,10 @@ public struct ManifestStore: Sendable {
         return "\(safe)-\(Digest.sha1Hex(Array(root.utf8)).prefix(8)).json"
     }
 
-    /// The manifest of `root` (absolute): `--manifest FILE` if given; else an existing
-    /// `.alti/manifest.json`; else an existing fallback file; else `.alti/manifest.json` if the
-    /// folder is writable; else the fallback under the state folder.
+    /// The manifest of `root` (absolute): `--manifest FILE` if given; else an existing, writable
+    /// `.alti/manifest.json`; else an existing fallback file; else, if `.alti/manifest.json` exists
+    /// but cannot be written (a card scanned before, now read-only), the fallback seeded from it;
+    /// else `.alti/manifest.json` if the folder is writable; else the fallback.
     public func locate(root: String, override: String?) -> ManifestLocation {
         if let override {
             let url = override.hasPrefix("/")
@@ -86,9 +92,11 @@ public struct ManifestStore: Sendable {
         let inFolder = URL(fileURLWithPath: root).appendingPathComponent(Self.folderRelativePath)
         let fallback = stateDirectory.appendingPathComponent(Self.fallbackName(root: root))
         let fm = FileManager.default
-        if fm.fileExists(atPath: inFolder.path) { return ManifestLocation(file: inFolder, isFallback: false) }
-        if fm.fileExists(atPath: fallback.path) { return ManifestLocation(file: fallback, isFallback: true) }
         let altiDir = inFolder.deletingLastPathComponent().path
+        let inFolderExists = fm.fileExists(atPath: inFolder.path)
+        if inFolderExists, canWrite(altiDir) { return ManifestLocation(file: inFolder, isFallback: false) }
+        if fm.fileExists(atPath: fallback.path) { return ManifestLocation(file: fallback, isFallback: true) }
+        if inFolderExists { return ManifestLocation(file: fallback, isFallback: true, seed: inFolder) }
         let writable = fm.fileExists(atPath: altiDir) ? canWrite(altiDir) : canWrite(root)
         return writable ? ManifestLocation(file: inFolder, isFallback: false)
                         : ManifestLocation(file: fallback, isFallback: true)

@@ -74,7 +74,12 @@ public struct ScanService: Sendable {
         var previous: Manifest?
         var movedAside: String?
         let loaded: Result<Manifest?, AltiError> = Result { () throws(AltiError) -> Manifest? in
-            try store.load(location.file)
+            if let found = try store.load(location.file) { return found }
+            // First scan into the state folder of a card that has its own (now read-only) manifest:
+            // start from it. It cannot be moved aside, so with --rebuild an unreadable one is ignored.
+            guard let seed = location.seed else { return nil }
+            if rebuild { return try? store.load(seed) }
+            return try store.load(seed)
         }
         switch loaded {
         case .success(let manifest):
