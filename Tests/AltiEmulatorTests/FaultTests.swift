@@ -96,7 +96,8 @@ struct FaultTests {
     }
 
     @Test func shortURLAndSTSLifetimes() async throws {
-        let clock = ManualEmulatorClock()
+        // Whole seconds: `expire` and X-Amz-Date have no fraction.
+        let clock = ManualEmulatorClock(Date(timeIntervalSince1970: 1_800_000_000))
         try await withEmulator(testEmulatorConfiguration(), clock: clock) { emu in
             await emu.updateFaults { $0.urlLifetimeSeconds = 2; $0.stsLifetimeSeconds = 3 }
             let bytes = jpegBytes("short")
