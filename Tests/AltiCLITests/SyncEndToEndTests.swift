@@ -277,6 +277,34 @@ import Testing
         }
     }
 
+    @Test func noWaitThenStartReconstructionOnceAllAreReady() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        try await withEmulator(testEmulatorConfiguration(processingDelay: 1.5)) { emu in
+            // --no-wait: uploaded and exit 0 while the server still verifies; nothing polled.
+            let quick = try await Self.alti(["sync", tree.path, "--project", Self.project, "--no-wait", "--json"], Self.env(emu))
+            #expect(quick.exitCode == 0, "\(quick.stdout) \(quick.stderr)")
+            let report = try Self.json(quick)
+            #expect((report["processing"] as? [String])?.count == 24)
+            #expect(await emu.state.stats().count("image") == 0)
+            #expect(try Self.manifest(tree).entries.allSatisfy { $0.server?.state == "Uploaded" })
+
+            // The next run waits for the processing it finds and then starts the reconstruction.
+            let start = try await Self.alti(["sync", tree.path, "--project", Self.project, "--start-reconstruction", "--json"], Self.env(emu))
+            #expect(start.exitCode == 0, "\(start.stdout) \(start.stderr)")
+            let started = try Self.json(start)
+            #expect((started["ready"] as? [String])?.count == 24)
+            #expect((started["reconstruction"] as? [String: String])?["taskID"]?.isEmpty == false)
+            let stats = await emu.state.stats()
+            #expect(stats.count("startReconstructionWithError") == 1)
+            #expect(stats.puts == 24)
+
+            let anyway = try await Self.alti(["sync", tree.path, "--project", Self.project, "--start-anyway"], Self.env(emu))
+            #expect(await emu.state.stats().count("preStartReconstruction") == 1)
+            #expect(anyway.stdout.contains("reconstruction"))
+        }
+    }
+
     @Test func badInputsGiveOneLineAndTheirExitCode() async throws {
         let tree = try Self.survey()
         defer { tree.remove() }
