@@ -65,16 +65,14 @@ public struct AltizureCatalog: RemoteCatalog {
     public func hasImages(project: String, checksums: [String]) async throws -> [String: RemoteImage] {
         precondition(checksums.count <= batchLimit)
         guard !checksums.isEmpty else { return [:] }
-        var variables: [String: JSONValue] = ["pid": .string(project)]
-        var declarations = ["$pid: ID!"]
-        var fields: [String] = []
+        var batch = AliasedDocument()
+        batch.declare("pid", "ID!", .string(project))
         for (i, checksum) in checksums.enumerated() {
-            variables["c\(i)"] = .string(checksum)
-            declarations.append("$c\(i): String!")
-            fields.append("h\(i): hasImage(pid: $pid, checksum: $c\(i)) { \(Self.imageFields) }")
+            batch.declare("c\(i)", "String!", .string(checksum))
+            batch.field("h\(i): hasImage(pid: $pid, checksum: $c\(i)) { \(Self.imageFields) }")
         }
-        let query = "mutation hasImage(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
-        let response = try await client.execute(query, variables: variables, operationName: "hasImage", withToken: true)
+        let response = try await client.execute(
+            batch.document("mutation", "hasImage"), variables: batch.variables, operationName: "hasImage", withToken: true)
         try failOnErrors(response, doing: "ask which images project \(project) has")
         var result: [String: RemoteImage] = [:]
         for (i, checksum) in checksums.enumerated() {
@@ -88,19 +86,18 @@ public struct AltizureCatalog: RemoteCatalog {
     {
         precondition(images.count <= batchLimit)
         guard !images.isEmpty else { return [:] }
-        var variables: [String: JSONValue] = ["pid": .string(project), "bucket": .string(bucket)]
-        var declarations = ["$pid: ID!", "$bucket: BucketS3!"]
-        var fields: [String] = []
+        var batch = AliasedDocument()
+        batch.declare("pid", "ID!", .string(project))
+        batch.declare("bucket", "BucketS3!", .string(bucket))
         for (i, image) in images.enumerated() {
-            variables["f\(i)"] = .string(image.filename)
-            variables["t\(i)"] = .string(image.imageType)
-            variables["c\(i)"] = .string(image.sha1)
-            declarations += ["$f\(i): String!", "$t\(i): IMAGE_TYPE", "$c\(i): String"]
-            fields.append(
+            batch.declare("f\(i)", "String!", .string(image.filename))
+            batch.declare("t\(i)", "IMAGE_TYPE", .string(image.imageType))
+            batch.declare("c\(i)", "String", .string(image.sha1))
+            batch.field(
                 "r\(i): uploadImageS3(pid: $pid, bucket: $bucket, filename: $f\(i), type: $t\(i), checksum: $c\(i)) { url image { id state name filename } }")
         }
-        let query = "mutation uploadImageS3(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
-        let response = try await client.execute(query, variables: variables, operationName: "uploadImageS3", withToken: true)
+        let response = try await client.execute(
+            batch.document("mutation", "uploadImageS3"), variables: batch.variables, operationName: "uploadImageS3", withToken: true)
         try failOnWholeRequestErrors(response, doing: "register images in bucket \(bucket)")
         var result: [String: Result<RegisteredImage, AltiError>] = [:]
         for (i, image) in images.enumerated() {
@@ -124,16 +121,13 @@ public struct AltizureCatalog: RemoteCatalog {
     func perImageMutation(_ field: String, imageIDs: [String]) async throws -> [String: RemoteImage] {
         precondition(imageIDs.count <= batchLimit)
         guard !imageIDs.isEmpty else { return [:] }
-        var variables: [String: JSONValue] = [:]
-        var declarations: [String] = []
-        var fields: [String] = []
+        var batch = AliasedDocument()
         for (i, id) in imageIDs.enumerated() {
-            variables["i\(i)"] = .string(id)
-            declarations.append("$i\(i): ID!")
-            fields.append("s\(i): \(field)(id: $i\(i)) { id state }")
+            batch.declare("i\(i)", "ID!", .string(id))
+            batch.field("s\(i): \(field)(id: $i\(i)) { id state }")
         }
-        let query = "mutation \(field)(\(declarations.joined(separator: ", "))) { \(fields.joined(separator: " ")) }"
-        let response = try await client.execute(query, variables: variables, operationName: field, withToken: true)
+        let response = try await client.execute(
+            batch.document("mutation", field), variables: batch.variables, operationName: field, withToken: true)
         try failOnWholeRequestErrors(response, doing: "signal \(field)")
         var result: [String: RemoteImage] = [:]
         for (i, id) in imageIDs.enumerated() {
@@ -145,16 +139,15 @@ public struct AltizureCatalog: RemoteCatalog {
     public func imageStates(project: String, imageIDs: [String]) async throws -> [String: RemoteImage] {
         precondition(imageIDs.count <= batchLimit)
         guard !imageIDs.isEmpty else { return [:] }
-        var variables: [String: JSONValue] = ["pid": .string(project)]
-        var declarations = ["$pid: ID!"]
-        var fields: [String] = []
+        var batch = AliasedDocument()
+        batch.declare("pid", "ID!", .string(project))
         for (i, id) in imageIDs.enumerated() {
-            variables["i\(i)"] = .string(id)
-            declarations.append("$i\(i): ID!")
-            fields.append("i\(i): image(id: $i\(i)) { \(Self.imageFields) }")
+            batch.declare("i\(i)", "ID!", .string(id))
+            batch.field("i\(i): image(id: $i\(i)) { \(Self.imageFields) }")
         }
-        let query = "query imageStates(\(declarations.joined(separator: ", "))) { project(id: $pid) { \(fields.joined(separator: " ")) } }"
-        let response = try await client.execute(query, variables: variables, operationName: "imageStates", withToken: true)
+        let response = try await client.execute(
+            batch.document("query", "imageStates", inside: "project(id: $pid)"), variables: batch.variables,
+            operationName: "imageStates", withToken: true)
         try failOnWholeRequestErrors(response, doing: "read image states")
         guard let projectData = response.data["project"], !projectData.isNull else {
             throw AltiError(.notFound, "project \(project) no longer exists at \(client.credentials.origin)")
@@ -227,5 +220,27 @@ public struct AltizureCatalog: RemoteCatalog {
             return AltiError(.unavailable, "the server is in read-only mode and refused to \(what); try again later")
         }
         return AltiError(.protocolError, "the server could not \(what): \(error.message)")
+    }
+}
+
+/// A GraphQL document with one aliased field per item and every value passed as a variable:
+/// `mutation hasImage($pid: ID!, $c0: String!, ...) { h0: hasImage(pid: $pid, checksum: $c0) {...} ... }`.
+struct AliasedDocument {
+    private(set) var variables: [String: JSONValue] = [:]
+    private var declarations: [String] = []
+    private var fields: [String] = []
+
+    mutating func declare(_ name: String, _ type: String, _ value: JSONValue) {
+        declarations.append("$\(name): \(type)")
+        variables[name] = value
+    }
+
+    mutating func field(_ selection: String) { fields.append(selection) }
+
+    /// `inside` wraps the fields in a parent selection, e.g. `project(id: $pid)`.
+    func document(_ operation: String, _ name: String, inside parent: String? = nil) -> String {
+        var body = fields.joined(separator: " ")
+        if let parent { body = "\(parent) { \(body) }" }
+        return "\(operation) \(name)(\(declarations.joined(separator: ", "))) { \(body) }"
     }
 }

@@ -44,6 +44,28 @@ import Testing
         try await runProcessOffPool(try Run.altiBinary().path, args, environment: env)
     }
 
+    /// Starts the built alti without waiting for it (to signal it mid-run).
+    static func launch(_ args: [String], _ env: [String: String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = try Run.altiBinary()
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    /// Waits (at most ~12 s) until the emulator has stored `count` PUTs.
+    static func waitForStoredPuts(_ count: Int, _ emu: RunningEmulator) async throws {
+        for _ in 0..<600 {
+            if await emu.state.stats().puts("ok") >= count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RunError("the emulator never stored \(count) PUTs")
+    }
+
     static func json(_ result: ProcessResult) throws -> [String: Any] {
         let data = Data(result.stdout.utf8)
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -188,19 +210,8 @@ import Testing
         var config = testEmulatorConfiguration()
         config.faults.put.latencyMilliseconds = 250
         try await withEmulator(config) { emu in
-            let process = Process()
-            process.executableURL = try Run.altiBinary()
-            process.arguments = ["sync", tree.path, "--project", Self.project, "--jobs", "2"]
-            process.environment = ProcessInfo.processInfo.environment.merging(Self.env(emu)) { _, new in new }
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            var waited = 0
-            while await emu.state.stats().putsByOutcome["ok"] ?? 0 < 6, waited < 600 {
-                try await Task.sleep(for: .milliseconds(20))
-                waited += 1
-            }
+            let (process, out, err) = try Self.launch(["sync", tree.path, "--project", Self.project, "--jobs", "2"], Self.env(emu))
+            try await Self.waitForStoredPuts(6, emu)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal)
@@ -242,19 +253,8 @@ import Testing
         var config = testEmulatorConfiguration()
         config.faults.put.latencyMilliseconds = 300
         try await withEmulator(config) { emu in
-            let process = Process()
-            process.executableURL = try Run.altiBinary()
-            process.arguments = ["sync", tree.path, "--project", Self.project, "--jobs", "1"]
-            process.environment = ProcessInfo.processInfo.environment.merging(Self.env(emu)) { _, new in new }
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            var waited = 0
-            while await emu.state.stats().putsByOutcome["ok"] ?? 0 < 3, waited < 600 {
-                try await Task.sleep(for: .milliseconds(20))
-                waited += 1
-            }
+            let (process, out, err) = try Self.launch(["sync", tree.path, "--project", Self.project, "--jobs", "1"], Self.env(emu))
+            try await Self.waitForStoredPuts(3, emu)
             kill(process.processIdentifier, SIGINT)
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
