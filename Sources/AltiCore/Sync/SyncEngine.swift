@@ -181,16 +181,23 @@ public struct SyncEngine: Sendable {
     func upload(_ items: [SyncItem], project: String, bucket: String) async throws {
         guard !items.isEmpty else { return }
         let feeder = RegistrationFeeder(items: items, window: max(1, min(options.registrationWindow, catalog.batchLimit)),
-                                        engine: self, project: project, bucket: bucket)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<max(1, options.jobs) {
-                group.addTask {
-                    while let ticket = try await feeder.next() {
-                        try await send(ticket, project: project, bucket: bucket)
+                                        lowWater: max(1, options.jobs), engine: self, project: project, bucket: bucket)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<max(1, options.jobs) {
+                    group.addTask {
+                        while let ticket = try await feeder.next() {
+                            try await send(ticket, project: project, bucket: bucket)
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+        } catch {
+            // A background registration must not outlive the upload (it would journal after
+            // the fold); stop it and let what it already recorded stand.
+            await feeder.cancel()
+            throw error
         }
     }
 
@@ -352,10 +359,11 @@ public struct SyncEngine: Sendable {
     }
 }
 
-/// Hands out registered tickets to the upload workers, registering the next window (one
-/// aliased request + one batched startImageUpload) only when the previous one is used up, so
-/// URLs are minutes old at most when used and a crash wastes at most one window of
-/// registrations.
+/// Hands out registered tickets to the upload workers. The next window (one aliased
+/// registration + one batched startImageUpload) is registered in the background when fewer than
+/// `lowWater` (= the number of workers) tickets are left, so the workers never wait for a
+/// registration round trip, URLs are at most about two windows old when used, and a crash wastes
+/// at most two windows of registrations.
 actor RegistrationFeeder {
     private var remaining: ArraySlice<SyncItem>
     private var ready: [SyncEngine.Ticket] = []
@@ -365,9 +373,12 @@ actor RegistrationFeeder {
     private let project: String
     private let bucket: String
 
-    init(items: [SyncItem], window: Int, engine: SyncEngine, project: String, bucket: String) {
+    private let lowWater: Int
+
+    init(items: [SyncItem], window: Int, lowWater: Int, engine: SyncEngine, project: String, bucket: String) {
         self.remaining = items[...]
         self.window = window
+        self.lowWater = lowWater
         self.engine = engine
         self.project = project
         self.bucket = bucket
@@ -376,7 +387,11 @@ actor RegistrationFeeder {
     func next() async throws -> SyncEngine.Ticket? {
         while true {
             try Task.checkCancellation()
-            if !ready.isEmpty { return ready.removeFirst() }
+            if !ready.isEmpty {
+                let ticket = ready.removeFirst()
+                if ready.count < lowWater, refill == nil { startRefill() }
+                return ticket
+            }
             if let refill {
                 let tickets = try await refill.value
                 if self.refill == refill {
@@ -386,11 +401,24 @@ actor RegistrationFeeder {
                 continue
             }
             if remaining.isEmpty { return nil }
-            let batch = Array(remaining.prefix(window))
-            remaining = remaining.dropFirst(batch.count)
-            let engine = engine, project = project, bucket = bucket
-            refill = Task { try await engine.register(batch, project: project, bucket: bucket) }
+            startRefill()
         }
+    }
+
+    /// Cancels a background registration and waits until it has stopped.
+    func cancel() async {
+        guard let pending = refill else { return }
+        refill = nil
+        pending.cancel()
+        _ = try? await pending.value
+    }
+
+    private func startRefill() {
+        guard !remaining.isEmpty else { return }
+        let batch = Array(remaining.prefix(window))
+        remaining = remaining.dropFirst(batch.count)
+        let engine = engine, project = project, bucket = bucket
+        refill = Task { try await engine.register(batch, project: project, bucket: bucket) }
     }
 }
 
