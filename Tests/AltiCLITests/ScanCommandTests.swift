@@ -111,6 +111,86 @@ struct ScanCommandTests {
         #expect(try Run.alti(["scan", tree.path]).exitCode == 0)
     }
 
+    /// Ctrl-C during a long first scan: exit 130, one line saying how much was hashed, a valid
+    /// manifest holding it, and a re-run that continues instead of starting over. A sparse 64 GiB
+    /// "image" (no disk space, but a long read) keeps the scan busy however fast the machine is;
+    /// it is being read when the signal comes, so this also shows that a read in flight is
+    /// abandoned rather than finished.
+    @Test func ctrlCSavesWhatWasHashedAndARerunContinues() throws {
+        let tree = try TempTree("cli-ctrlc")
+        defer { tree.remove() }
+        let base = try [UInt8](Data(contentsOf: URL(fileURLWithPath: sample + "/flight1/DJI_0001.JPG")))
+        let total = 300
+        for i in 0..<total {
+            // A distinct image: a comment segment right after SOI, 1-64 KiB of padding.
+            let comment = Array("alti test \(i) ".utf8) + [UInt8](repeating: UInt8(i % 200), count: 1_000 + i * 200)
+            let length = comment.count + 2
+            try tree.write("d\(i % 5)/img\(i).jpg",
+                           Array(base[0..<2]) + [0xFF, 0xFE, UInt8(length >> 8), UInt8(length & 0xFF)] + comment + Array(base[2...]))
+        }
+        let huge = try tree.write("huge.jpg", Array(base.prefix(4096)))
+        #expect(truncate(huge, 64 << 30) == 0)
+        try tree.ageAllFiles()
+
+        let manifestPath = tree.path(".alti/manifest.json")
+        let process = Process()
+        process.executableURL = try Run.altiBinary()
+        process.arguments = ["scan", "--jobs", "2", tree.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["ALTI_SCAN_CHECKPOINT_MS": "0"]) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Wait for the first checkpoint holding a hashed file (at most ~60 s), then Ctrl-C once.
+        var sawCheckpoint = false
+        for _ in 0..<6000 where process.isRunning {
+            if let m = try? ManifestStore.decode(Data(contentsOf: URL(fileURLWithPath: manifestPath)), file: manifestPath),
+               m.entries.contains(where: { $0.sha1 != nil }) {
+                sawCheckpoint = true
+                break
+            }
+            usleep(10_000)
+        }
+        #expect(sawCheckpoint, "no checkpoint was saved while the scan ran")
+        kill(process.processIdentifier, SIGINT)
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(stdout) \(stderr)")
+        #expect(stdout == "")
+        let lines = stderr.split(separator: "\n").map(String.init)
+        #expect(lines.first == "alti: Ctrl-C: stopping, saving what is recorded (press Ctrl-C again to quit at once)")
+        let last = try #require(lines.last)
+        #expect(last.hasPrefix("alti: interrupted: ") && last.contains(" hashed and saved in \(manifestPath); run the same command again to continue"), "\(stderr)")
+
+        #expect(try ManifestSchema.errors([manifestPath]) == [])
+        let saved = try #require(try ManifestStore().load(URL(fileURLWithPath: manifestPath)))
+        let hashed = saved.entries.filter { $0.sha1 != nil }.count
+        #expect(hashed >= 1 && hashed < total)
+        #expect(saved.entries.count == hashed)
+        #expect(saved.entry(at: "huge.jpg") == nil)  // being read when stopped: not recorded
+        #expect(last.contains("interrupted: \(hashed == 1 ? "1 file" : "\(hashed) files") of \(tree.path) hashed"), "\(last)")
+        #expect(!(try tree.files().contains { $0.contains(".tmp-") }))  // no temp file left behind
+
+        // The re-run (without the 64 GiB file) hashes only what the first run had not.
+        #expect(unlink(huge) == 0)
+        let rerun = try Run.alti(["scan", "--json", tree.path])
+        #expect(rerun.exitCode == 0, "\(rerun.stderr)")
+        let report = try json(rerun.stdout)
+        #expect(report["filesReused"] as? Int == hashed)
+        #expect(report["filesHashed"] as? Int == total - hashed)
+        #expect(report["images"] as? Int == total)
+        #expect(try ManifestSchema.errors([manifestPath]) == [])
+    }
+
+    @Test func checkpointIntervalFromTheEnvironment() {
+        #expect(Scan.checkpointInterval([:]) == nil)
+        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "250"]) == .milliseconds(250))
+        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "0"]) == .zero)
+        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "-1"]) == nil)
+        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "soon"]) == nil)
+    }
+
     @Test func rendererFormatsBytesAndProgress() {
         #expect(ScanRenderer.bytes(999) == "999 bytes")
         #expect(ScanRenderer.bytes(1_500_000) == "1.5 MB")

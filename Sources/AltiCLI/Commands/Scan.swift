@@ -11,8 +11,10 @@ struct Scan: AsyncParsableCommand {
             Hidden files and OS junk are skipped, symlinks are never followed, images are recognised \
             by content (JPEG, PNG, TIFF). The manifest is PATH/.alti/manifest.json, or, when PATH is \
             not writable, a file under $XDG_STATE_HOME/alti/. A re-scan hashes only files whose size, \
-            mtime or inode changed. Exit codes: 0 ok, 64 usage, 65 corrupt or newer manifest, \
-            66 PATH missing, 73 manifest cannot be written or is in use, 74 nothing could be read.
+            mtime or inode changed. A long scan saves what it has hashed every 15 s, and Ctrl-C \
+            saves it before stopping, so a re-run continues instead of starting over. Exit codes: \
+            0 ok, 64 usage, 65 corrupt or newer manifest, 66 PATH missing, 73 manifest cannot be \
+            written or is in use, 74 nothing could be read, 130 interrupted (progress saved).
             """)
 
     @Argument(help: ArgumentHelp("Folders to scan.", valueName: "path"))
@@ -42,12 +44,31 @@ struct Scan: AsyncParsableCommand {
         let progress = ProgressLine.forStandardError()
         var sink: (@Sendable (ScanProgress) -> Void)?
         if let progress { sink = { progress.update($0) } }
+        var service = ScanService()
+        if let interval = Self.checkpointInterval(ProcessInfo.processInfo.environment) {
+            service.checkpointInterval = interval
+        }
+        // Ctrl-C/SIGTERM: the first cancels the scan, which saves what it hashed and ends with
+        // ScanInterrupted (exit 130); a second one exits at once. The handler is installed before
+        // the scan starts, so no signal can kill it without a save.
+        let holder = CancellableTask()
+        let interruption = Interruption { holder.cancel() }
+        defer { interruption.remove() }
+        let (paths, manifest, rebuild, jobs) = (self.paths, self.manifest, self.rebuild, self.jobs ?? ScanService.defaultJobs)
+        let work = Task {
+            try await service.scan(paths: paths, manifestOverride: manifest, rebuild: rebuild, jobs: jobs, progress: sink)
+        }
+        holder.set(work)
         let sources: [ScannedSource]
         do {
-            sources = try await ScanService().scan(
-                paths: paths, manifestOverride: manifest, rebuild: rebuild,
-                jobs: jobs ?? ScanService.defaultJobs, progress: sink)
+            sources = try await work.value
             progress?.finish()
+        } catch let stopped as ScanInterrupted {
+            progress?.finish()
+            let hashed = stopped.filesHashed == 1 ? "1 file" : "\(stopped.filesHashed) files"
+            throw AltiError(.interrupted, stopped.filesHashed == 0
+                ? "interrupted before any file of \(stopped.root) was hashed; run the same command again to scan it"
+                : "interrupted: \(hashed) of \(stopped.root) hashed and saved in \(stopped.manifest); run the same command again to continue (they are not hashed again)")
         } catch {
             progress?.finish()
             throw error
@@ -60,5 +81,36 @@ struct Scan: AsyncParsableCommand {
                 ?? dead.unreadableOtherFiles.first.map { "\($0.path): \($0.detail)" } ?? ""
             throw AltiError(.ioError, "no file under \(dead.root) could be read (\(first))")
         }
+    }
+}
+
+extension Scan {
+    /// `ALTI_SCAN_CHECKPOINT_MS`: how often a long scan saves what it has hashed (default 15 s).
+    static func checkpointInterval(_ env: [String: String]) -> Duration? {
+        guard let ms = env["ALTI_SCAN_CHECKPOINT_MS"].flatMap(Int.init), ms >= 0 else { return nil }
+        return .milliseconds(ms)
+    }
+}
+
+/// A task to cancel from a signal handler that may fire before the task exists.
+final class CancellableTask: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: Task<[ScannedSource], any Error>?
+    private var cancelled = false
+
+    func set(_ task: Task<[ScannedSource], any Error>) {
+        let cancelNow = lock.withLock { () -> Bool in
+            self.task = task
+            return cancelled
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    func cancel() {
+        let task = lock.withLock { () -> Task<[ScannedSource], any Error>? in
+            cancelled = true
+            return self.task
+        }
+        task?.cancel()
     }
 }

@@ -164,7 +164,8 @@ struct SyncService {
                         previous = manifest
                     }
                     let (scanned, report) = try await scanner.update(
-                        previous: previous, root: root, jobs: request.scanJobs, progress: scanProgress)
+                        previous: previous, root: root, jobs: request.scanJobs, progress: scanProgress,
+                        checkpoint: { [store] in try store.save($0.manifest, to: location.file) })
                     let saved = try store.save(scanned, to: location.file)
                     if !leftover.isEmpty { unlink(journalPath) }
                     var scanReport = report

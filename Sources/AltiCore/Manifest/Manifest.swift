@@ -17,7 +17,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var remote: Remote
     /// RFC 3339 UTC with fractional seconds; the same instant as `writtenAtNs`.
     public var writtenAt: String
-    /// Nanoseconds since the epoch, taken just before the write: the racy-check reference.
+    /// Nanoseconds since the epoch, taken just before the write: the racy-check reference of
+    /// entries without their own `hashedAtNs` (manifests written before that field existed).
     public var writtenAtNs: Int64
     /// Sorted by `path` (byte order of the UTF-8 path).
     public var entries: [ManifestEntry]
@@ -166,10 +167,15 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
     /// Path of the first present entry (in path order) with the same sha1.
     public var duplicateOf: String?
     public var server: ServerFacts?
+    /// Nanoseconds since the epoch, taken just before this file was opened and read: the
+    /// per-file racy-check reference (`mtimeNs >= hashedAtNs - 2 s` is hashed again). nil in
+    /// manifests written before the field existed; such an entry uses the manifest's `writtenAtNs`.
+    public var hashedAtNs: Int64?
 
     public init(path: String, size: Int64, mtimeNs: Int64, inode: UInt64, sha1: String?,
                 type: ImageType?, width: Int?, height: Int?, verdict: Verdict, detail: String?,
-                missing: Bool = false, duplicateOf: String? = nil, server: ServerFacts? = nil) {
+                missing: Bool = false, duplicateOf: String? = nil, server: ServerFacts? = nil,
+                hashedAtNs: Int64? = nil) {
         self.path = path
         self.size = size
         self.mtimeNs = mtimeNs
@@ -183,11 +189,12 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         self.missing = missing
         self.duplicateOf = duplicateOf
         self.server = server
+        self.hashedAtNs = hashedAtNs
     }
 
     enum CodingKeys: String, CodingKey {
         case path, size, mtimeNs, inode, sha1, type, width, height, verdict, detail, missing, duplicateOf,
-             server
+             server, hashedAtNs
     }
 
     public init(from decoder: any Decoder) throws {
@@ -205,6 +212,8 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         missing = try c.decodeIfPresent(Bool.self, forKey: .missing) ?? false
         duplicateOf = try c.decodeIfPresent(String.self, forKey: .duplicateOf)
         server = try c.decodeIfPresent(ServerFacts.self, forKey: .server)
+        // Optional: absent in manifests written before it existed (same schemaVersion).
+        hashedAtNs = try c.decodeIfPresent(Int64.self, forKey: .hashedAtNs)
     }
 
     /// Explicit `null`s (not absent keys), so every entry has the same shape.
@@ -223,6 +232,7 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         try c.encode(missing, forKey: .missing)
         try c.encode(duplicateOf, forKey: .duplicateOf)
         try c.encode(server, forKey: .server)
+        try c.encode(hashedAtNs, forKey: .hashedAtNs)
     }
 }
 

@@ -41,6 +41,7 @@ enum ManifestJSON {
         return .object([
             ("detail", opt(e.detail)),
             ("duplicateOf", opt(e.duplicateOf)),
+            ("hashedAtNs", e.hashedAtNs.map(Value.int) ?? .null),
             ("height", opt(e.height)),
             ("inode", .uint(e.inode)),
             ("missing", .bool(e.missing)),

@@ -7,22 +7,53 @@ public struct ScannedSource: Sendable {
     public var report: ScanReport
 }
 
+/// What a checkpoint hands to its closure while a scan is still hashing.
+public struct ScanCheckpoint: Sendable {
+    /// Every entry known so far: the files hashed by this run, the reused ones, and the previous
+    /// manifest's entries (as they were) for files not examined yet. Files never seen before and
+    /// not hashed yet are absent. Not yet normalized or stamped: save it with `ManifestStore.save`.
+    public var manifest: Manifest
+    /// Files hashed by this run so far (all of them are in `manifest`).
+    public var filesHashed: Int
+    public var bytesHashed: Int64
+    /// Files that still needed examining when the scan started (hashed, reused and left included).
+    public var filesToExamine: Int
+}
+
+/// A scan stopped by cancellation (Ctrl-C) after saving what it had hashed.
+public struct ScanInterrupted: Error, Sendable, Equatable {
+    public var root: String
+    /// The manifest that holds what was hashed.
+    public var manifest: String
+    /// Files hashed by the interrupted run and saved in `manifest` (a re-run does not hash them again).
+    public var filesHashed: Int
+    /// Files that still needed examining when the interrupted run started.
+    public var filesToExamine: Int
+}
+
 /// Scans folders into their manifests. Commands (scan now, sync later) call this; they never
 /// walk or hash themselves.
 public struct ScanService: Sendable {
     public var store: ManifestStore
     public var inspector: FileInspector
-    /// Realtime nanoseconds; injectable.
+    /// Realtime nanoseconds; injectable. Stamps `hashedAtNs` and, through `ManifestStore.save`, `writtenAtNs`.
     public var now: @Sendable () -> Int64
+    /// How often a long scan hands what it has hashed so far to its checkpoint closure (only when
+    /// at least one file was hashed since the last checkpoint). Injectable for tests;
+    /// `alti scan` takes `ALTI_SCAN_CHECKPOINT_MS`.
+    public var checkpointInterval: Duration = .seconds(15)
 
-    /// Re-hash a file whose mtime is within this much of the previous manifest's write time.
+    /// Re-hash a file whose mtime is within this much of the moment its content was read.
     ///
     /// Why: mtime has a granularity (2 s on FAT/exFAT, which camera SD cards use; a kernel tick on
     /// ext4). A file rewritten with the same size in the same tick as an earlier read keeps the same
     /// size, mtime and inode, so a stat comparison cannot see the change. Like git's "racily clean"
     /// index entries, we only trust stat data for files whose mtime is clearly older than the moment
-    /// the manifest was written (`writtenAtNs`, taken just before the write): anything with
-    /// `mtimeNs >= writtenAtNs - 2 s` is hashed again on the next scan.
+    /// their content was read: each entry records `hashedAtNs` (taken just before the file was
+    /// opened), and anything with `mtimeNs >= hashedAtNs - 2 s` is hashed again on the next scan.
+    /// Entries of manifests written before `hashedAtNs` existed use the manifest's `writtenAtNs`
+    /// (an upper bound of their read time); a scan copies that bound into the entries it carries
+    /// over, so a later (checkpoint) save with a newer `writtenAtNs` cannot make them look clean.
     public static let racyWindowNs: Int64 = 2_000_000_000
 
     public init(store: ManifestStore = ManifestStore(), inspector: FileInspector = FileInspector(),
@@ -88,8 +119,26 @@ public struct ScanService: Sendable {
             guard error.kind == .dataError, rebuild else { throw error }
             movedAside = try store.moveAside(location.file, nowNs: now()).path
         }
-        var (manifest, report) = try await update(previous: previous, root: root, rehashAll: rebuild, jobs: jobs,
-                                                  progress: progress)
+        // Checkpoints go through the same atomic save, under the lock held here. The counter is only
+        // touched by `update`'s own task (checkpoints are called from it, never concurrently).
+        let saved = CheckpointCount()
+        let saver = store
+        let clock = now
+        let file = location.file
+        var manifest: Manifest
+        var report: ScanReport
+        do {
+            (manifest, report) = try await update(
+                previous: previous, root: root, rehashAll: rebuild, jobs: jobs, progress: progress,
+                checkpoint: { checkpoint in
+                    try saver.save(checkpoint.manifest, to: file, nowNs: clock)
+                    saved.record(checkpoint)
+                })
+        } catch is CancellationError {
+            let last = saved.last
+            throw ScanInterrupted(root: root, manifest: file.path, filesHashed: last?.filesHashed ?? 0,
+                                  filesToExamine: last?.filesToExamine ?? 0)
+        }
         manifest = try store.save(manifest, to: location.file, nowNs: now)
         report.manifest = location.file.path
         report.manifestIsFallback = location.isFallback
@@ -101,17 +150,33 @@ public struct ScanService: Sendable {
     /// The engine without storage: walks `root`, reuses what `previous` knows, hashes the rest,
     /// merges. The caller holds the lock and saves. `rehashAll` ignores the stat shortcut (but keeps
     /// server facts and the remote).
+    ///
+    /// `checkpoint`, if given, is called from this task while hashing, every `checkpointInterval`
+    /// if at least one file was hashed since the last one, and once more when the scan is
+    /// cancelled (if anything new was hashed); the caller saves what it gets. An error it throws
+    /// stops the scan and is rethrown.
+    /// - Throws: `CancellationError` when the task is cancelled: in-flight reads are abandoned
+    ///   (within one 1 MiB chunk), no new file is started, and a last checkpoint is handed over
+    ///   first.
     public func update(previous: Manifest?, root: String, rehashAll: Bool = false, jobs: Int = ScanService.defaultJobs,
-                       progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> (Manifest, ScanReport) {
+                       progress: (@Sendable (ScanProgress) -> Void)? = nil,
+                       checkpoint: ((ScanCheckpoint) throws -> Void)? = nil) async throws -> (Manifest, ScanReport) {
         let walk = try TreeWalker.walk(root: root)
-        let previousByPath = Dictionary((previous?.entries ?? []).map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        // Every carried-over entry keeps its own racy reference: one without `hashedAtNs` (an older
+        // manifest) gets the manifest's `writtenAtNs`, the latest its content can have been read.
+        let previousEntries = (previous?.entries ?? []).map { old -> ManifestEntry in
+            var entry = old
+            if entry.hashedAtNs == nil, let previous { entry.hashedAtNs = previous.writtenAtNs }
+            return entry
+        }
+        let previousByPath = Dictionary(previousEntries.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
 
         // 1. Reuse or inspect.
         var reused: [ManifestEntry] = []
         var toInspect: [WalkedFile] = []
         for file in walk.files {
-            if !rehashAll, let old = previousByPath[file.path], let previous,
-               Self.canReuse(old, file.stat, previousWrittenAtNs: previous.writtenAtNs) {
+            if !rehashAll, let old = previousByPath[file.path],
+               Self.canReuse(old, file.stat, previousWrittenAtNs: previous?.writtenAtNs ?? 0) {
                 var entry = old
                 entry.missing = false
                 reused.append(entry)
@@ -119,59 +184,111 @@ public struct ScanService: Sendable {
                 toInspect.append(file)
             }
         }
+        try Task.checkCancellation()
 
-        // 2. Inspect in parallel (largest first, so one big file does not end up alone at the end).
-        let inspections = await inspectAll(toInspect, root: root, jobs: jobs, progress: progress)
+        // 2. Inspect in parallel (largest first, so one big file does not end up alone at the end),
+        //    checkpointing now and then.
+        func merged(_ results: [Inspected?]) -> Merged {
+            Self.merge(previous: previous, previousEntries: previousEntries, previousByPath: previousByPath,
+                       root: root, reused: reused, toInspect: toInspect, results: results)
+        }
+        var checkpointed = 0  // files hashed at the last checkpoint
+        func handOver(_ results: [Inspected?], hashed: Int) throws {
+            guard let checkpoint, hashed > checkpointed else { return }
+            let m = merged(results)
+            try checkpoint(ScanCheckpoint(manifest: m.manifest, filesHashed: m.hashed, bytesHashed: m.bytesHashed,
+                                          filesToExamine: toInspect.count))
+            checkpointed = hashed
+        }
+        let results = try await inspectAll(toInspect, root: root, jobs: jobs, progress: progress,
+                                           checkpointEvery: checkpoint == nil ? nil : checkpointInterval,
+                                           checkpoint: handOver)
+        if Task.isCancelled {
+            try handOver(results, hashed: results.reduce(0) { $0 + ($1?.inspection.sha1 == nil ? 0 : 1) })
+            throw CancellationError()
+        }
 
-        // 3. Turn inspections into entries.
-        var entries = reused
+        // 3-5. Merge into the manifest.
+        let m = merged(results)
+        let report = Self.report(manifest: m.manifest, walk: walk, otherSkipped: m.otherSkipped,
+                                 unreadableOther: m.unreadableOther, hashed: m.hashed, reused: reused.count,
+                                 bytesHashed: m.bytesHashed, missing: m.missing)
+        return (m.manifest, report)
+    }
+
+    /// One examined file: what its read found and when the read started.
+    struct Inspected: Sendable {
+        var inspection: Inspection
+        /// `now()` just before the file was opened: the entry's `hashedAtNs`.
+        var hashedAtNs: Int64
+    }
+
+    struct Merged {
+        var manifest: Manifest
         var otherSkipped = 0
         var unreadableOther: [PathProblem] = []
         var bytesHashed: Int64 = 0
         var hashed = 0
-        for (file, inspection) in zip(toInspect, inspections) {
-            bytesHashed += inspection.bytesHashed
-            if inspection.sha1 != nil { hashed += 1 }
+        var missing = 0
+    }
+
+    /// Turns what is known into a manifest: the reused entries, the examined files (`results[i]`
+    /// for `toInspect[i]`; nil = not examined yet, whose previous entry, if any, stays exactly as it
+    /// was), entries of files that are gone (marked missing), server facts per checksum.
+    static func merge(previous: Manifest?, previousEntries: [ManifestEntry], previousByPath: [String: ManifestEntry],
+                      root: String, reused: [ManifestEntry], toInspect: [WalkedFile], results: [Inspected?]) -> Merged {
+        // 3. Turn inspections into entries.
+        var entries = reused
+        var out = Merged(manifest: Manifest(root: root))
+        for (file, done) in zip(toInspect, results) {
+            guard let done else {
+                if let old = previousByPath[file.path] { entries.append(old) }
+                continue
+            }
+            let inspection = done.inspection
+            out.bytesHashed += inspection.bytesHashed
+            if inspection.sha1 != nil { out.hashed += 1 }
             let named = ImageSniffer.hasImageExtension(file.name)
             var verdict = inspection.verdict
             var detail = inspection.detail
             switch verdict {
             case nil:
-                guard named else { otherSkipped += 1; continue }
+                guard named else { out.otherSkipped += 1; continue }
                 verdict = .notAnImage
                 detail = "named as an image, but the content is not JPEG, PNG or TIFF"
             case .empty?:
-                guard named else { otherSkipped += 1; continue }
+                guard named else { out.otherSkipped += 1; continue }
             case .unreadable?:
                 guard named || ImageSniffer.hasNoExtension(file.name) else {
-                    unreadableOther.append(PathProblem(path: file.path, detail: detail ?? "unreadable"))
+                    out.unreadableOther.append(PathProblem(path: file.path, detail: detail ?? "unreadable"))
                     continue
                 }
             default:
                 break
             }
+            // The stat of the open file before the read (the facts the hash belongs to), never the
+            // walk's earlier one, and the time taken before that stat.
             let st = inspection.stat ?? file.stat
             entries.append(ManifestEntry(
                 path: file.path, size: max(st.size, 0), mtimeNs: st.mtimeNs, inode: st.inode,
                 sha1: inspection.sha1, type: inspection.type, width: inspection.width, height: inspection.height,
-                verdict: verdict ?? .notAnImage, detail: detail))
+                verdict: verdict ?? .notAnImage, detail: detail, hashedAtNs: done.hashedAtNs))
         }
 
         // 4. Entries of files that are gone (or no longer images) stay, marked missing.
         let present = Set(entries.map(\.path))
-        var missingCount = 0
-        for old in previous?.entries ?? [] where !present.contains(old.path) {
+        for old in previousEntries where !present.contains(old.path) {
             var entry = old
             entry.missing = true
             entry.duplicateOf = nil
             entries.append(entry)
-            missingCount += 1
+            out.missing += 1
         }
 
         // 5. Server facts belong to a checksum: a new or renamed path inherits them from any entry
         //    (missing or not) with the same sha1; the most recently checked facts win.
         var factsBySHA1: [String: ServerFacts] = [:]
-        for old in previous?.entries ?? [] {
+        for old in previousEntries {
             guard let sha1 = old.sha1, let server = old.server else { continue }
             if let known = factsBySHA1[sha1], known.checkedAt >= server.checkedAt { continue }
             factsBySHA1[sha1] = server
@@ -183,20 +300,20 @@ public struct ScanService: Sendable {
         var manifest = Manifest(root: root, remote: previous?.remote ?? Manifest.Remote(), entries: entries,
                                 writtenAtNs: previous?.writtenAtNs ?? 0)
         manifest.normalize()
-
-        let report = Self.report(manifest: manifest, walk: walk, otherSkipped: otherSkipped,
-                                 unreadableOther: unreadableOther, hashed: hashed, reused: reused.count,
-                                 bytesHashed: bytesHashed, missing: missingCount)
-        return (manifest, report)
+        out.manifest = manifest
+        return out
     }
 
-    /// The stat shortcut: same size, mtime and inode, a usable earlier verdict, and not racy.
+    /// The stat shortcut: same size, mtime and inode, a usable earlier verdict, and not racy:
+    /// the mtime is clearly older than the moment the content was read (`hashedAtNs`, or for an
+    /// entry of an older manifest without it, the manifest's `writtenAtNs`).
     public static func canReuse(_ old: ManifestEntry, _ stat: FileStat, previousWrittenAtNs: Int64) -> Bool {
         guard !old.missing, old.verdict != .unreadable,
               old.size == stat.size, old.mtimeNs == stat.mtimeNs, old.inode == stat.inode
         else { return false }
         if old.sha1 == nil, old.verdict != .notAnImage, old.verdict != .empty { return false }
-        return stat.mtimeNs < previousWrittenAtNs - racyWindowNs
+        let readAt = old.hashedAtNs ?? previousWrittenAtNs
+        return stat.mtimeNs < readAt - racyWindowNs
     }
 
     // MARK: Parallel inspection
@@ -205,37 +322,73 @@ public struct ScanService: Sendable {
     /// `read` would otherwise take one of only `cores` pool threads away from everything else.
     private static let ioQueue = DispatchQueue(label: "alti.scan.io", attributes: .concurrent)
 
+    /// Inspects `files` with at most `jobs` in flight; `results[i]` belongs to `files[i]`. Every
+    /// `checkpointEvery` of hashing, `checkpoint` gets the results so far and the number of files
+    /// hashed. On cancellation no new file is started, reads in flight are abandoned at their next
+    /// chunk, and the files they were reading stay nil (not examined), as do files not started.
     private func inspectAll(_ files: [WalkedFile], root: String, jobs: Int,
-                            progress: (@Sendable (ScanProgress) -> Void)?) async -> [Inspection] {
-        guard !files.isEmpty else { return [] }
+                            progress: (@Sendable (ScanProgress) -> Void)?,
+                            checkpointEvery: Duration?,
+                            checkpoint: ([Inspected?], Int) throws -> Void) async throws -> [Inspected?] {
+        var results = [Inspected?](repeating: nil, count: files.count)
+        guard !files.isEmpty else { return results }
         let order = files.indices.sorted { files[$0].stat.size > files[$1].stat.size }
         let counter = ProgressCounter(root: root, filesTotal: files.count,
                                       bytesTotal: files.reduce(0) { $0 + max($1.stat.size, 0) }, sink: progress)
-        let inspector = self.inspector
-        var results = [Inspection?](repeating: nil, count: files.count)
-        await withTaskGroup(of: (Int, Inspection).self) { group in
-            var next = 0
-            func add() {
-                let index = order[next]
-                let path = root + "/" + files[index].path
-                next += 1
-                group.addTask {
-                    let result = await withCheckedContinuation { (continuation: CheckedContinuation<Inspection, Never>) in
-                        Self.ioQueue.async {
-                            continuation.resume(returning: inspector.inspect(path: path) { counter.addBytes($0) })
+        let stop = StopFlag()
+        let inspector = FileInspector(reader: StoppableReading(base: self.inspector.reader, stop: stop))
+        let now = self.now
+        let clock = ContinuousClock()
+        var lastCheckpoint = clock.now
+        var hashed = 0
+        var failure: (any Error)?
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: (Int, Inspected).self) { group in
+                var next = 0
+                func add() {
+                    let index = order[next]
+                    let path = root + "/" + files[index].path
+                    next += 1
+                    group.addTask {
+                        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Inspected, Never>) in
+                            Self.ioQueue.async {
+                                // Taken before the open (so before the stat and the read): any later write
+                                // gives the file an mtime at or after this, which the racy rule catches.
+                                let startedAt = now()
+                                let inspection = inspector.inspect(path: path) { counter.addBytes($0) }
+                                continuation.resume(returning: Inspected(inspection: inspection, hashedAtNs: startedAt))
+                            }
                         }
+                        return (index, result)
                     }
-                    return (index, result)
+                }
+                while next < min(max(1, jobs), files.count) { add() }
+                for await (index, result) in group {
+                    counter.fileDone()
+                    // A read abandoned by the stop ends as "unreadable": it was not examined.
+                    if stop.isSet, result.inspection.verdict == .unreadable { continue }
+                    results[index] = result
+                    if result.inspection.sha1 != nil { hashed += 1 }
+                    if Task.isCancelled || stop.isSet { continue }  // drain what is in flight
+                    if let every = checkpointEvery, clock.now - lastCheckpoint >= every {
+                        do {
+                            try checkpoint(results, hashed)
+                        } catch {
+                            failure = error
+                            stop.set()
+                            group.cancelAll()
+                            continue
+                        }
+                        lastCheckpoint = clock.now
+                    }
+                    if next < files.count, !Task.isCancelled, !stop.isSet { add() }
                 }
             }
-            while next < min(max(1, jobs), files.count) { add() }
-            for await (index, result) in group {
-                results[index] = result
-                counter.fileDone()
-                if next < files.count { add() }
-            }
+        } onCancel: {
+            stop.set()
         }
-        return results.map { $0! }
+        if let failure { throw failure }
+        return results
     }
 
     static func absolutePath(_ path: String) -> String {
@@ -310,5 +463,59 @@ final class ProgressCounter: @unchecked Sendable {
             return state
         }
         sink(snapshot)
+    }
+}
+
+/// Set once to make every read of a scan fail at its next chunk (cancellation, a failed checkpoint).
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// A `FileReading` whose opens and reads fail with ECANCELED once its flag is set, so a scan that
+/// is stopped does not finish reading a 4 GB file first.
+struct StoppableReading: FileReading {
+    let base: any FileReading
+    let stop: StopFlag
+
+    func open(_ path: String) throws(OSError) -> any ReadableFile {
+        if stop.isSet { throw OSError(ECANCELED, "open") }
+        return StoppableFile(base: try base.open(path), stop: stop)
+    }
+}
+
+final class StoppableFile: ReadableFile {
+    let base: any ReadableFile
+    let stop: StopFlag
+
+    init(base: any ReadableFile, stop: StopFlag) {
+        self.base = base
+        self.stop = stop
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        if stop.isSet { throw OSError(ECANCELED, "read") }
+        return try base.read(into: buffer)
+    }
+
+    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+        if stop.isSet { throw OSError(ECANCELED, "read") }
+        return try base.read(at: offset, count: count)
+    }
+
+    func stat() throws(OSError) -> FileStat { try base.stat() }
+}
+
+/// The last checkpoint `scanSource` saved (read after `update` throws).
+final class CheckpointCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: ScanCheckpoint?
+    var last: ScanCheckpoint? { lock.withLock { value } }
+    func record(_ checkpoint: ScanCheckpoint) {
+        var slim = checkpoint
+        slim.manifest.entries = []
+        lock.withLock { value = slim }
     }
 }
