@@ -173,6 +173,10 @@ import Testing
         var config = testEmulatorConfiguration()
         config.faults.graphql.failRate = 0.2
         config.faults.put.failRate = 0.2
+        // A first sync of 50 images is only ~10 GraphQL requests, which a 20 % rate can miss
+        // entirely (0.8^10 = 11 %): the first two of each class fail for certain.
+        config.faults.graphql.failNext = 2
+        config.faults.put.failNext = 2
         try await withEmulator(config) { emu in
             let result = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"], Self.env(emu))
             #expect(result.exitCode == 0, "\(result.stdout) \(result.stderr)")

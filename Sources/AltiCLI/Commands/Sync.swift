@@ -109,7 +109,7 @@ struct Sync: AsyncParsableCommand {
             scanLine?.finish()
             await display?.stop()
             if interruption.wasInterrupted, error is CancellationError {
-                throw AltiError(.interrupted, "interrupted before the upload started; nothing was sent. Run the same command again to continue")
+                throw AltiError(.interrupted, "interrupted before the upload started: nothing was sent, the files hashed so far are saved; run the same command again to continue")
             }
             throw error
         }
