@@ -98,6 +98,9 @@ public struct AltizureCatalog: RemoteCatalog {
         }
         let response = try await client.execute(
             batch.document("mutation", "uploadImageS3"), variables: batch.variables, operationName: "uploadImageS3", withToken: true)
+        if let error = response.errors.first(where: { $0.alias == nil && $0.message.contains("BucketS3") }) {
+            throw AltiError(.usage, "the server does not know the S3 bucket '\(bucket)' (\(error.message)); leave --bucket out to use the nearest one")
+        }
         try failOnWholeRequestErrors(response, doing: "register images in bucket \(bucket)")
         var result: [String: Result<RegisteredImage, AltiError>] = [:]
         for (i, image) in images.enumerated() {

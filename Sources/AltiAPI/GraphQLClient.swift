@@ -1,4 +1,5 @@
 import AltiCore
+import AltiNet
 import Foundation
 
 /// One HTTP POST as the GraphQL client needs it. Production wires this to libcurl (AltiNet);
@@ -104,6 +105,11 @@ public struct GraphQLClient: Sendable {
                 throw error
             } catch let error as AltiError {
                 throw error
+            } catch let error as HTTPTransportError where !error.isTransient {
+                // A TLS failure or a malformed request will not heal with a retry.
+                throw AltiError(
+                    .unavailable,
+                    "cannot talk to \(credentials.origin): \(error.message) (\(error.kind.rawValue)); check --endpoint and the system's CA certificates")
             } catch {
                 lastProblem = "\(error)"
                 continue
@@ -129,7 +135,9 @@ public struct GraphQLClient: Sendable {
         }
         var errors: [GraphQLFieldError] = []
         for item in json["errors"]?.array ?? [] {
-            let message = item["message"]?.string ?? "unknown error"
+            // Errors are shown on one line: a server message may hold newlines.
+            let message = (item["message"]?.string ?? "unknown error")
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
             let alias = item["path"]?.array?.first?.string
             errors.append(GraphQLFieldError(message: message, alias: alias))
         }

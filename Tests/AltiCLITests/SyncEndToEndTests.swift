@@ -309,6 +309,80 @@ import Testing
         }
     }
 
+    @Test func aFailedSyncBindsTheManifestSoAnotherProjectIsRefused() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        let other = "bbbbbbbbbbbbbbbbbbbbbbbb"
+        var config = testEmulatorConfiguration()
+        config.projects.append(ProjectSeed(id: other, name: "B"))
+        config.faults.systemMode = .readOnly
+        try await withEmulator(config) { emu in
+            // hasImage answers, then the read-only server refuses uploads: exit 69 after answers
+            // were journaled.
+            let refused = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+            #expect(refused.exitCode == 69, "\(refused.stderr)")
+            #expect(refused.stderr.contains("ReadOnly"))
+            let manifest = try Self.manifest(tree)
+            #expect(manifest.remote.projectID == Self.project)
+            #expect(manifest.entries.allSatisfy { $0.server?.state == "Absent" })
+            #expect(!FileManager.default.fileExists(atPath: tree.path(".alti/manifest.json.journal")))
+
+            await emu.setFaults(FaultSettings())
+            let elsewhere = try await Self.alti(["sync", tree.path, "--project", other], Self.env(emu))
+            #expect(elsewhere.exitCode == 67, "\(elsewhere.stdout) \(elsewhere.stderr)")
+            #expect(elsewhere.stderr.contains(Self.project))
+            #expect(await emu.state.stats().puts == 0)
+        }
+    }
+
+    @Test func aTornJournalFragmentFromACrashDoesNotBreakLaterSyncs() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let scan = try await Self.alti(["scan", tree.path], Self.env(emu))
+            #expect(scan.exitCode == 0)
+            _ = try tree.write(".alti/manifest.json.journal", #"{"at":"2026-11-25T00:00:00.000Z","kind":"sta"#)
+            for _ in 0..<2 {
+                let run = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+                #expect(run.exitCode == 0, "\(run.stdout) \(run.stderr)")
+            }
+            #expect(try Self.manifest(tree).entries.allSatisfy { $0.server?.state == "Ready" })
+            #expect(await emu.state.stats().putsByImage.count == 24)
+        }
+    }
+
+    @Test func ctrlCAbandonsAHungRegistrationAndSendsNothingAfter() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        var config = testEmulatorConfiguration()
+        config.faults.put.latencyMilliseconds = 150
+        try await withEmulator(config) { emu in
+            let (process, out, _) = try Self.launch(
+                ["sync", tree.path, "--project", Self.project, "--jobs", "1"], Self.env(emu, ["ALTI_LOW_SPEED_TIME": "60"]))
+            try await Self.waitForStoredPuts(2, emu)
+            // Every GraphQL request from now on hangs (the next window's registration, the polls).
+            await emu.updateFaults { $0.graphql.hangRate = 1; $0.graphql.hangSeconds = 120 }
+            try await Task.sleep(for: .milliseconds(2500))
+            let logBefore = await emu.state.requestLog().filter { $0.requestClass == "graphql" }.count
+            kill(process.processIdentifier, SIGINT)
+            // A guard against hanging, not a speed limit: the hung request would hold a client
+            // that ignores Ctrl-C for 60 s (its low-speed limit here) or 120 s (the hang).
+            var exited = false
+            for _ in 0..<1500 where !exited {
+                try await Task.sleep(for: .milliseconds(20))
+                exited = !process.isRunning
+            }
+            if !exited { kill(process.processIdentifier, SIGKILL) }
+            #expect(exited, "alti did not stop within 30 s of Ctrl-C")
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 130)
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(stdout.contains("Interrupted"), "\(stdout)")
+            let logAfter = await emu.state.requestLog().filter { $0.requestClass == "graphql" }.count
+            #expect(logAfter == logBefore, "requests were sent after Ctrl-C")
+        }
+    }
+
     @Test func badInputsGiveOneLineAndTheirExitCode() async throws {
         let tree = try Self.survey()
         defer { tree.remove() }

@@ -218,9 +218,9 @@ func fastOptions() -> SyncOptions {
         #expect((await server.calls["states"] ?? 0) >= 1)
     }
 
-    @Test func aTornLastJournalLineIsIgnoredAndADamagedMiddleLineIsRefused() throws {
+    @Test func aTornLastJournalLineIsIgnoredAndADamagedMiddleLineIsRefused() async throws {
         let journal = try tempJournal()
-        try journal.append([JournalEvent(.registered, sha1: "a", imageID: "1", filename: "f", bucket: "b", state: "Pending"),
+        try await journal.append([JournalEvent(.registered, sha1: "a", imageID: "1", filename: "f", bucket: "b", state: "Pending"),
                             JournalEvent(.stored, sha1: "a", imageID: "1")])
         let handle = FileHandle(forWritingAtPath: journal.path)!
         handle.seekToEndOfFile()

@@ -95,7 +95,7 @@ struct Sync: AsyncParsableCommand {
             catalog: AltizureCatalog(client: client), uploader: uploader, endpoint: resolved.endpoint, requestCounter: counter)
         let scanLine = json ? nil : ProgressLine.forStandardError()
         if let scanLine { service.scanProgress = { scanLine.update($0) } }
-        if let display { service.onRecorder = { display.start($0, retries: retries) } }
+        if let display { service.onRecorder = { display.start($0, putRetries: retries, requests: counter) } }
 
         let work = Task { try await service.run(request) }
         let interruption = Interruption { work.cancel() }
@@ -109,7 +109,7 @@ struct Sync: AsyncParsableCommand {
             scanLine?.finish()
             await display?.stop()
             if interruption.wasInterrupted, error is CancellationError {
-                throw AltiError(.interrupted, "interrupted before the upload started: nothing was sent, the files hashed so far are saved; run the same command again to continue")
+                throw AltiError(.interrupted, "interrupted: everything recorded so far (hashes, server answers) is saved; run the same command again to continue")
             }
             throw error
         }

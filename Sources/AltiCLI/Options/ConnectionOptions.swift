@@ -1,4 +1,5 @@
 import AltiCore
+import AltiNet
 import ArgumentParser
 import Foundation
 
@@ -29,7 +30,14 @@ public struct ConnectionOptions: ParsableArguments {
         guard let url = URLComponents(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme.lowercased()),
               url.host?.isEmpty == false
         else {
-            throw AltiError(.usage, "endpoint '\(endpoint)' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com")
+            throw AltiError(.usage, "endpoint '\(URLRedactor.redact(endpoint))' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com")
+        }
+        if url.user != nil || url.password != nil {
+            // It would be stored in the manifest and printed in messages.
+            throw AltiError(.usage, "the endpoint must not carry a user or password; give the key and token with ALTI_KEY/ALTI_TOKEN")
+        }
+        if url.query != nil || (url.path != "" && url.path != "/") {
+            throw AltiError(.usage, "the endpoint is an origin only (e.g. https://api.altizure.com), without a path or query")
         }
         return ResolvedConnection(
             endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint,
@@ -78,3 +86,4 @@ public struct ConfigFile: Codable, Sendable {
         }
     }
 }
+

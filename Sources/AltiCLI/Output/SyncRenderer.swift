@@ -1,3 +1,4 @@
+import AltiAPI
 import AltiCore
 import Foundation
 
@@ -163,7 +164,7 @@ final class SyncProgressDisplay: @unchecked Sendable {
         return SyncProgressDisplay(isTerminal: isatty(STDERR_FILENO) == 1)
     }
 
-    func start(_ recorder: SyncRecorder, retries: ByteCounter) {
+    func start(_ recorder: SyncRecorder, putRetries: ByteCounter, requests: RequestCounter) {
         let isTerminal = self.isTerminal
         let t = Task.detached {
             let started = Date()
@@ -179,7 +180,8 @@ final class SyncProgressDisplay: @unchecked Sendable {
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = elapsed > 0 ? Double(sent) / elapsed : 0
                 let eta = rate > 0 ? Double(max(0, plannedBytes - sent)) / rate : 0
-                let line = "\(phase) \(done)/\(planned) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(retries.total)"
+                let retries = putRetries.total + Int64(await requests.retries)
+                let line = "\(phase) \(done)/\(planned) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(retries)"
                 if isTerminal {
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
                 } else if Date().timeIntervalSince(lastPlain) >= 10 {

@@ -22,19 +22,21 @@ final class SyncSource: @unchecked Sendable {
     let lock: ManifestLock
     var manifest: Manifest
     var scanReport: ScanReport
-    let journal: SyncJournal
+    let journalPath: String
+    /// Opened once the manifest is bound to the project (never for a dry run).
+    var journal: SyncJournal?
     /// The scan's write time: the racy-check reference must stay the time the LOCAL facts were
     /// written, so later saves that only change server facts keep it (see DESIGN.md).
     let localFactsWrittenAtNs: Int64
 
     init(root: String, location: ManifestLocation, lock: ManifestLock, manifest: Manifest, scanReport: ScanReport,
-         journal: SyncJournal) {
+         journalPath: String) {
         self.root = root
         self.location = location
         self.lock = lock
         self.manifest = manifest
         self.scanReport = scanReport
-        self.journal = journal
+        self.journalPath = journalPath
         self.localFactsWrittenAtNs = manifest.writtenAtNs
     }
 }
@@ -85,6 +87,16 @@ struct SyncService {
         for source in sources {
             try ManifestSync.checkBinding(source.manifest, manifestPath: source.location.file.path, endpoint: endpoint, projectID: project.id)
         }
+        // Bind before the first journal event: a journal is then always about the manifest's own
+        // project, even if this run dies before its end.
+        if !request.options.dryRun {
+            for source in sources {
+                source.manifest.remote.endpoint = endpoint
+                source.manifest.remote.projectID = project.id
+                try save(source)
+                source.journal = try SyncJournal(path: source.journalPath)
+            }
+        }
 
         // 3. Items: unique checksums of usable, present images.
         var items: [SyncItem] = []
@@ -104,29 +116,31 @@ struct SyncService {
         }
 
         // 4. Sync through the engine; the bucket is chosen only if something must be sent.
-        let recorder = SyncRecorder(initial: initial, journals: request.options.dryRun ? [] : sources.map(\.journal))
+        let recorder = SyncRecorder(initial: initial, journals: sources.compactMap(\.journal))
         onRecorder?(recorder)
         let choice = BucketChoice(catalog: catalog, request: request, bound: sources.first?.manifest.remote)
         let engine = SyncEngine(catalog: catalog, uploader: uploader, recorder: recorder, options: request.options)
-        var report = try await engine.run(items: items, project: project.id) { try await choice.bucket() }
-        let (cloud, bucket) = await choice.chosen ?? (sources.first?.manifest.remote.cloud ?? "", sources.first?.manifest.remote.bucket ?? "")
+        var report: SyncReport
+        do {
+            report = try await engine.run(items: items, project: project.id) { try await choice.bucket() }
 
-        // 5. Reconstruction, if asked and possible.
-        if report.phase == .complete, !request.options.dryRun {
-            if request.startAnyway {
-                report.reconstruction = try await catalog.preStartReconstruction(project: project.id)
-            } else if request.startReconstruction, report.allReady {
-                report.reconstruction = try await catalog.startReconstruction(project: project.id)
+            // 5. Reconstruction, if asked and possible.
+            if report.phase == .complete, !request.options.dryRun {
+                if request.startAnyway {
+                    report.reconstruction = try await catalog.preStartReconstruction(project: project.id)
+                } else if request.startReconstruction, report.allReady {
+                    report.reconstruction = try await catalog.startReconstruction(project: project.id)
+                }
             }
+        } catch {
+            // Whatever stopped the run (no network, a refused key, Ctrl-C during the last step),
+            // what it learnt goes into the manifests before the error is reported.
+            _ = try? await writeBack(sources, choice: choice)
+            throw error
         }
 
-        // 6. Write back: bind, fold the journal, save atomically, drop the journal.
-        if !request.options.dryRun {
-            for source in sources {
-                source.manifest.remote = Manifest.Remote(endpoint: endpoint, projectID: project.id, cloud: cloud, bucket: bucket)
-                try fold(source)
-            }
-        }
+        // 6. Write back: fold the journal, save atomically, drop the journal.
+        let (cloud, bucket) = try await writeBack(sources, choice: choice)
         return SyncSummary(
             endpoint: endpoint, project: project, cloud: cloud, bucket: bucket, sources: sources.map(\.scanReport),
             manifests: sources.map(\.location.file.path), report: report, pathsBySHA1: pathsBySHA1,
@@ -167,13 +181,14 @@ struct SyncService {
                         previous: previous, root: root, jobs: request.scanJobs, progress: scanProgress,
                         checkpoint: { [store] in try store.save($0.manifest, to: location.file) })
                     let saved = try store.save(scanned, to: location.file)
-                    if !leftover.isEmpty { unlink(journalPath) }
+                    // Folded and saved: the old journal goes, even one holding only a torn first
+                    // line (appending to that would glue a new event onto it).
+                    unlink(journalPath)
                     var scanReport = report
                     scanReport.manifest = location.file.path
                     scanReport.manifestIsFallback = location.isFallback
-                    let journal = try SyncJournal(path: journalPath)
                     result.append(SyncSource(root: root, location: location, lock: lock, manifest: saved,
-                                             scanReport: scanReport, journal: journal))
+                                             scanReport: scanReport, journalPath: journalPath))
                 } catch {
                     lock.release()
                     throw error
@@ -186,14 +201,32 @@ struct SyncService {
         return result
     }
 
+    /// Records the cloud and bucket used and folds each journal into its manifest.
+    @discardableResult
+    func writeBack(_ sources: [SyncSource], choice: BucketChoice) async throws -> (cloud: String, bucket: String) {
+        let first = sources.first?.manifest.remote
+        let (cloud, bucket) = await choice.chosen ?? (first?.cloud ?? "", first?.bucket ?? "")
+        for source in sources where source.journal != nil {
+            source.manifest.remote.cloud = cloud
+            source.manifest.remote.bucket = bucket
+            try fold(source)
+        }
+        return (cloud, bucket)
+    }
+
     /// Folds this run's journal into the manifest and saves it; the journal goes only after the
     /// manifest is safely on disk (folding twice is harmless, losing events is not).
     func fold(_ source: SyncSource) throws {
-        let events = try SyncJournal.read(path: source.journal.path)
+        let events = try SyncJournal.read(path: source.journalPath)
         ManifestSync.fold(events, into: &source.manifest)
+        try save(source)
+        unlink(source.journalPath)
+    }
+
+    /// Saves server-side changes, keeping the scan's write time as the racy-check reference.
+    func save(_ source: SyncSource) throws {
         let writtenAt = source.localFactsWrittenAtNs
         source.manifest = try store.save(source.manifest, to: source.location.file, nowNs: { writtenAt })
-        unlink(source.journal.path)
     }
 
     /// `--dry-run` without a network: the plan from what the manifests recorded.

@@ -27,6 +27,19 @@ public struct RemoteImage: Sendable, Equatable, Codable {
     public var isInvalid: Bool { state == "Invalid" }
 
     public static func isDone(_ state: String?) -> Bool { state == "Ready" || state == "ReadyStrong" }
+
+    /// To be sent: not in the project (nil, or `Absent` as recorded), registered without bytes
+    /// (`Pending`), or refused (`Invalid`). The upload guide: "re-upload any outstanding image".
+    public static func needsUpload(_ state: String?) -> Bool {
+        guard let state else { return true }
+        return state == "Absent" || state == "Pending" || state == "Invalid" || state.isEmpty
+    }
+
+    /// Neither done nor to be sent: `Uploaded`, or a state this client does not know, which it
+    /// waits on rather than uploading the image again.
+    public static func isInProgress(_ state: String?) -> Bool {
+        !isDone(state) && !needsUpload(state)
+    }
 }
 
 public struct RemoteProject: Sendable, Equatable {

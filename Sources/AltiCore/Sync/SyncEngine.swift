@@ -130,10 +130,7 @@ public struct SyncEngine: Sendable {
 
         // 2. Plan: Ready is done, Uploaded is being processed, Pending/Invalid/absent are sent.
         let facts = await recorder.facts
-        let toSend = unknown.filter { item in
-            let state = facts[item.sha1]?.state
-            return !(RemoteImage.isDone(state) || state == "Uploaded")
-        }
+        let toSend = unknown.filter { RemoteImage.needsUpload(facts[$0.sha1]?.state) }
         report.toSend = toSend.map(\.sha1)
         report.bytesToSend = toSend.reduce(0) { $0 + $1.source.size }
         await recorder.setPlan(images: toSend.count, bytes: report.bytesToSend)
@@ -249,11 +246,14 @@ public struct SyncEngine: Sendable {
     /// with the same URL: register once more for a fresh one, then give the image up.
     func send(_ first: Ticket, project: String, bucket: String) async throws {
         var ticket = first
-        var freshRegistrations = 0
+        // Two budgets: URLs replaced because they were about to expire, and the one fresh URL a
+        // refusal (403) earns. Spending one never uses up the other.
+        var staleRefreshes = 0
+        var refusals = 0
         while true {
             try Task.checkCancellation()
-            if isStale(ticket), freshRegistrations < 2 {
-                freshRegistrations += 1
+            if isStale(ticket), staleRefreshes < 3 {
+                staleRefreshes += 1
                 await recorder.countURLRefresh()
                 guard let renewed = try await register([ticket.item], project: project, bucket: bucket).first else { return }
                 ticket = renewed
@@ -271,13 +271,13 @@ public struct SyncEngine: Sendable {
                 return
             case .urlRejected(let code, let message):
                 await recorder.countPut(bytes: 0)
-                if freshRegistrations >= 1 {
+                if refusals >= 1 {
                     try await recorder.record(JournalEvent(
                         .failed, sha1: ticket.item.sha1, at: now(),
                         reason: "the store refused the upload URL twice (\(code): \(message)); check the laptop's clock and run again"))
                     return
                 }
-                freshRegistrations += 1
+                refusals += 1
                 await recorder.countURLRefresh()
                 guard let renewed = try await register([ticket.item], project: project, bucket: bucket).first else { return }
                 ticket = renewed
@@ -304,10 +304,10 @@ public struct SyncEngine: Sendable {
         var interval = options.pollInitial
         while true {
             let facts = await recorder.facts
+            // Poll what the server is processing: Uploaded, or a state this client does not know
+            // (the real service may have intermediate ones). Pending without our bytes will not move.
             let pending = items.compactMap { item -> (String, String)? in
-                guard let f = facts[item.sha1], let id = f.imageID, f.state == "Uploaded" || f.state == "Pending" else { return nil }
-                // Pending without our bytes will not move: only poll what was stored or is processing.
-                if f.state == "Pending" { return nil }
+                guard let f = facts[item.sha1], let id = f.imageID, RemoteImage.isInProgress(f.state) else { return nil }
                 return (item.sha1, id)
             }
             if pending.isEmpty || now() >= deadline { return }
@@ -320,7 +320,7 @@ public struct SyncEngine: Sendable {
                 let states = try await catalog.imageStates(project: project, imageIDs: batch.map(\.1))
                 var events: [JournalEvent] = []
                 for (sha1, id) in batch {
-                    if let image = states[id], image.state != "Uploaded" {
+                    if let image = states[id], !RemoteImage.isInProgress(image.state) {
                         events.append(JournalEvent(.state, sha1: sha1, at: now(), imageID: id, filename: image.filename,
                                                    state: image.state, errors: image.errors))
                     } else if states[id] == nil {
@@ -345,7 +345,7 @@ public struct SyncEngine: Sendable {
                 report.ready.append(item.sha1)
             } else if f?.state == "Invalid" {
                 report.invalid[item.sha1] = f?.errors ?? []
-            } else if f?.state == "Uploaded" {
+            } else if RemoteImage.isInProgress(f?.state) {
                 report.processing.append(item.sha1)
             } else {
                 report.notSent.append(item.sha1)
@@ -393,7 +393,13 @@ actor RegistrationFeeder {
                 return ticket
             }
             if let refill {
-                let tickets = try await refill.value
+                // The refill is not a child task: forward the worker's cancellation to it, so
+                // Ctrl-C abandons an in-flight registration instead of waiting for its timeout.
+                let tickets = try await withTaskCancellationHandler {
+                    try await refill.value
+                } onCancel: {
+                    refill.cancel()
+                }
                 if self.refill == refill {
                     self.refill = nil
                     ready.append(contentsOf: tickets)

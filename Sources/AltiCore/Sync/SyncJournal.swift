@@ -67,8 +67,22 @@ public final class SyncJournal: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    public func append(_ events: [JournalEvent]) throws {
+    /// write + fsync block for as long as the disk takes (seconds on a slow SD card), so they run
+    /// on one serial queue of their own, never on a thread of the cooperative pool.
+    private static let queue = DispatchQueue(label: "alti.sync-journal")
+
+    public func append(_ events: [JournalEvent]) async throws {
         guard !events.isEmpty else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Self.queue.async {
+                continuation.resume(with: Result { try self.appendNow(events) })
+            }
+        }
+    }
+
+    public func append(_ event: JournalEvent) async throws { try await append([event]) }
+
+    private func appendNow(_ events: [JournalEvent]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var bytes = Data()
@@ -95,7 +109,6 @@ public final class SyncJournal: @unchecked Sendable {
         }
     }
 
-    public func append(_ event: JournalEvent) throws { try append([event]) }
 
     /// Reads a journal. A missing file is an empty journal; a torn last line is dropped; a bad
     /// line before the last one means the file was damaged by something other than a crash.

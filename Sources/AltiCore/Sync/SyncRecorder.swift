@@ -81,9 +81,9 @@ public actor SyncRecorder {
         self.journals = journals
     }
 
-    public func record(_ events: [JournalEvent]) throws {
+    public func record(_ events: [JournalEvent]) async throws {
         guard !events.isEmpty else { return }
-        for journal in journals { try journal.append(events) }
+        for journal in journals { try await journal.append(events) }
         for event in events {
             facts[event.sha1, default: ImageFacts()].apply(event)
             switch event.kind {
@@ -95,7 +95,7 @@ public actor SyncRecorder {
         }
     }
 
-    public func record(_ event: JournalEvent) throws { try record([event]) }
+    public func record(_ event: JournalEvent) async throws { try await record([event]) }
 
     public func countPut(bytes: Int64) {
         putCount += 1
