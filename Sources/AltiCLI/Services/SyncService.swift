@@ -154,7 +154,7 @@ struct SyncService {
         var result: [SyncSource] = []
         do {
             for path in request.paths {
-                let root = Self.absolutePath(path)
+                let root = ScanService.absolutePath(path)
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
                     throw AltiError(.noInput, "\(root) does not exist; give the folder that holds the images")
@@ -252,15 +252,6 @@ struct SyncService {
             sources: sources.map(\.scanReport), manifests: sources.map(\.location.file.path), report: report,
             pathsBySHA1: pathsBySHA1, graphQLRequests: 0, graphQLRetries: 0, dryRun: true, waited: false,
             offlinePlan: true, seconds: Date().timeIntervalSince(started))
-    }
-
-    static func absolutePath(_ path: String) -> String {
-        let url = path.hasPrefix("/")
-            ? URL(fileURLWithPath: path)
-            : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
-        var result = url.standardizedFileURL.path
-        while result.count > 1, result.hasSuffix("/") { result.removeLast() }
-        return result
     }
 }
 
