@@ -86,7 +86,8 @@ public actor EmulatorState {
             && now.timeIntervalSince(image.modifiedAt) >= configuration.pendingTimeout {
             image.state = .invalid
             let minutes = Int(configuration.pendingTimeout / 60)
-            image.errors = [image.received == nil
+            // Keep what was said while Pending (bytes that arrived without startImageUpload).
+            image.errors += [image.received == nil
                 ? "no image data arrived within \(minutes) minutes"
                 : "upload not completed (doneImageUpload) within \(minutes) minutes"]
             image.modifiedAt = now
@@ -165,10 +166,10 @@ public actor EmulatorState {
         images(ofProject: projectID).first { $0.filename == filename || $0.name == filename }
     }
 
-    /// `hasImage`: the project's image with that checksum in any state, or nil.
+    /// `hasImage`: the project's image with that checksum in any state, or nil. The checksum is
+    /// compared exactly as registered (upper-case hex is a different string).
     public func image(projectID: String, checksum: String) -> ImageRecord? {
-        let wanted = checksum.lowercased()
-        return images(ofProject: projectID).first { $0.checksum == wanted }
+        images(ofProject: projectID).first { $0.checksum == checksum }
     }
 
     /// Registers an image (uploadImageS3/OSS). A checksum the project already has returns the same
@@ -177,7 +178,7 @@ public actor EmulatorState {
                   type: String?, checksum rawChecksum: String?) -> ImageRecord {
         expireStalePending()
         let now = clock.now()
-        let checksum = rawChecksum.map { $0.lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        let checksum = rawChecksum.flatMap { $0.isEmpty ? nil : $0 }
         counters.registrations += 1
         if let checksum, var image = images(ofProject: projectID).first(where: { $0.checksum == checksum }) {
             if image.state != .ready && image.state != .readyStrong {
@@ -186,6 +187,7 @@ public actor EmulatorState {
                 image.received = nil
                 image.generation += 1
             }
+            image.uploadStarted = false
             if let type { image.type = type }
             let key = Self.objectKey(cloud: cloud, bucket: bucket, projectID: projectID, filename: image.filename)
             if key != image.objectKey {
@@ -236,10 +238,13 @@ public actor EmulatorState {
         return "\(base).\(ext)"
     }
 
-    /// `startImageUpload`: touches the image (it stays Pending until the bytes arrive).
+    /// `startImageUpload`: touches the image (it stays Pending until the bytes arrive) and records
+    /// that the upload was announced, so the bytes that follow may move it along.
     func startImageUpload(id: String) -> ImageRecord? {
         expireStalePending()
         guard var image = images[id] else { return nil }
+        counters.startsByImage[id, default: 0] += 1
+        image.uploadStarted = true
         if image.state == .pending { image.modifiedAt = clock.now() }
         images[id] = image
         persist()
@@ -332,7 +337,13 @@ public actor EmulatorState {
         guard let id = objectIndex[key], var image = images[id] else { return nil }
         image.putCount += 1
         counters.putsByImage[id, default: 0] += 1
-        if image.state != .ready && image.state != .readyStrong {
+        if image.state != .ready && image.state != .readyStrong && !image.uploadStarted {
+            // The upload guide requires startImageUpload just before each upload. S3/OSS store the
+            // bytes regardless, but the service never learns of them: the image does not advance.
+            if !image.errors.contains(Self.notStartedError) { image.errors.append(Self.notStartedError) }
+            images[id] = image
+        } else if image.state != .ready && image.state != .readyStrong {
+            image.errors.removeAll { $0 == Self.notStartedError }
             image.received = ImageInspector.inspect(bytes)
             image.modifiedAt = clock.now()
             if image.cloud == .s3 || image.state == .uploaded {
@@ -350,6 +361,9 @@ public actor EmulatorState {
         persist()
         return id
     }
+
+    /// The error entry of an image whose bytes arrived before any `startImageUpload`.
+    static let notStartedError = "bytes arrived without startImageUpload"
 
     /// The bytes stored under an object key (`s3/<bucket>/<pid>/<file>` or `oss/...`), or nil.
     public func object(key: String) -> [UInt8]? {

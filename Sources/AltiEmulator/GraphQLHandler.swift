@@ -2,7 +2,8 @@ import Foundation
 import GraphQL
 import Hummingbird
 
-/// `POST /graphql`: JSON `{query, variables, operationName}` or a form-encoded `query=` body.
+/// `POST /graphql`: JSON `{query, variables, operationName}` or a form-encoded `query=` body;
+/// any other Content-Type (or none) answers 400 "Must provide query string.".
 /// Parse and validation errors answer 400 with `errors` only (no `data`); field errors (for
 /// example `Authentication Error`) answer 200 with that field null and an `errors` entry.
 struct GraphQLHandler: Sendable {
@@ -23,8 +24,15 @@ struct GraphQLHandler: Sendable {
         let query: String
         var variables: [String: Map] = [:]
         var operationName: String?
-        let contentType = incoming.header("content-type")?.lowercased() ?? ""
-        if contentType.hasPrefix("application/x-www-form-urlencoded") {
+        // The media type without parameters (`; charset=utf-8`); media types are case-insensitive.
+        let mediaType = (incoming.header("content-type") ?? "").split(separator: ";", maxSplits: 1,
+                                                                      omittingEmptySubsequences: false)
+            .first.map { String($0).trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
+            // graphql-http/express-graphql read no body of another type, so no query is found.
+            return Outcome(response: .graphQLRequestError(400, "Must provide query string."))
+        }
+        if mediaType == "application/x-www-form-urlencoded" {
             let form = Self.parseForm(String(decoding: body, as: UTF8.self))
             guard let q = form["query"], !q.isEmpty else {
                 return Outcome(response: .graphQLRequestError(400, "Must provide query string."))

@@ -34,7 +34,7 @@ public struct ImageRecord: Sendable, Codable, Equatable {
     public var name: String
     /// The server-assigned name derived from the checksum (GraphQL `filename`; the object key suffix).
     public var filename: String
-    /// SHA-1 hex the client registered (lower-cased), if any.
+    /// SHA-1 hex exactly as the client registered it, if any (the client sends lower-case hex).
     public var checksum: String?
     /// `IMAGE_TYPE` given at registration.
     public var type: String?
@@ -51,6 +51,33 @@ public struct ImageRecord: Sendable, Codable, Equatable {
     public var putCount: Int
     /// Bumped on every (re)registration so a stale processing task does nothing.
     var generation: Int
+    /// True once `startImageUpload` was called since the last (re)registration. Bytes that arrive
+    /// while it is false are stored but do not move the image along (the upload guide requires
+    /// the call just before each upload).
+    public var uploadStarted: Bool = false
+}
+
+extension ImageRecord {
+    /// Decodes snapshots written before `uploadStarted` existed (it is then false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        projectID = try c.decode(String.self, forKey: .projectID)
+        name = try c.decode(String.self, forKey: .name)
+        filename = try c.decode(String.self, forKey: .filename)
+        checksum = try c.decodeIfPresent(String.self, forKey: .checksum)
+        type = try c.decodeIfPresent(String.self, forKey: .type)
+        cloud = try c.decode(StorageCloud.self, forKey: .cloud)
+        objectKey = try c.decode(String.self, forKey: .objectKey)
+        state = try c.decode(ImageState.self, forKey: .state)
+        errors = try c.decode([String].self, forKey: .errors)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        modifiedAt = try c.decode(Date.self, forKey: .modifiedAt)
+        received = try c.decodeIfPresent(ReceivedObject.self, forKey: .received)
+        putCount = try c.decode(Int.self, forKey: .putCount)
+        generation = try c.decode(Int.self, forKey: .generation)
+        uploadStarted = try c.decodeIfPresent(Bool.self, forKey: .uploadStarted) ?? false
+    }
 }
 
 /// A project.
@@ -139,6 +166,8 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var putsByOutcome: [String: Int] = [:]
     /// Successful PUTs by image id.
     public var putsByImage: [String: Int] = [:]
+    /// `startImageUpload` calls by image id (calls naming an unknown id are not counted).
+    public var startsByImage: [String: Int] = [:]
     /// Bytes stored by successful PUTs.
     public var bytesStored: Int = 0
     /// Current images by state.

@@ -182,6 +182,9 @@ public enum OSSSigner {
 
     /// VERB, CanonicalURI, CanonicalQuery, CanonicalHeaders, AdditionalHeaders, HashedPayload,
     /// separated by `\n`. `additionalHeaders` are lower-case names, in the order given.
+    /// HashedPayload is the request's `x-oss-content-sha256` (`UNSIGNED-PAYLOAD` when absent, for
+    /// building blocks only: `sign` always sets the header and `OSSVerifier` refuses a V4 request
+    /// without it before it gets here).
     public static func v4CanonicalRequest(_ r: OSSRequest, additionalHeaders: [String]) -> String {
         var uri = "/"
         if let bucket = r.bucket { uri += bucket + "/" }

@@ -123,8 +123,8 @@ public enum OSSVerifier {
     ///
     /// Order of checks: `Authorization` present (403 AccessDenied) and well-formed (400
     /// InvalidArgument); request time valid (403 AccessDenied) and within 15 minutes of `now`
-    /// (403 RequestTimeTooSkewed); V4 scope date, product and (when `region` is set) region
-    /// (400 InvalidArgument); access key known (403 InvalidAccessKeyId); security token equal to
+    /// (403 RequestTimeTooSkewed); V4 scope date, product and (when `region` is set) region, and
+    /// the `x-oss-content-sha256` header (400 InvalidArgument); access key known (403 InvalidAccessKeyId); security token equal to
     /// the key's (403 InvalidSecurityToken); signature (403 SignatureDoesNotMatch, constant-time).
     public static func verify(_ request: OSSIncomingRequest, now: Date, region: String? = nil,
                               keyRecord: (String) -> OSSKeyRecord?) -> Result<OSSVerifiedRequest, SigningRejection> {
@@ -178,6 +178,12 @@ public enum OSSVerifier {
             if let region, region != scopeRegion {
                 return .failure(invalidArgument("Invalid signing region in Authorization header."))
             }
+            // Every V4 request carries x-oss-content-sha256 (the HashedPayload of the canonical
+            // request); without it there is nothing to sign against, so it is malformed (400), not
+            // silently taken as UNSIGNED-PAYLOAD.
+            guard let payload = map["x-oss-content-sha256"], !payload.isEmpty else {
+                return .failure(invalidArgument("Missing required header for V4 signature: x-oss-content-sha256."))
+            }
         }
         guard let record = keyRecord(accessKeyId) else {
             return .failure(SigningRejection(
@@ -207,7 +213,8 @@ public enum OSSVerifier {
                                                canonicalRequest: canonical)
             let expected = OSSSigner.v4Signature(secret: record.accessKeySecret, date: date, region: scopeRegion,
                                                  stringToSign: sts)
-            guard SigningUtil.constantTimeEqual(expected, provided.lowercased()) else {
+            // Exactly as sent (lower-case hex), like S3.
+            guard SigningUtil.constantTimeEqual(expected, provided) else {
                 return .failure(mismatch(accessKeyId, provided, sts, canonicalRequest: canonical))
             }
             return .success(OSSVerifiedRequest(accessKeyId: accessKeyId, version: .v4(region: scopeRegion),

@@ -278,7 +278,8 @@ public enum S3QueryAuth {
         let stringToSign = makeStringToSign(amzDate: amzDate, scope: scope, canonicalRequest: canonicalRequest)
         let expected = signatureHex(secret: secret, date: scopeDate, region: scopeRegion, service: scopeService,
                                     stringToSign: stringToSign)
-        guard SigningUtil.constantTimeEqual(expected, provided.lowercased()) else {
+        // Exactly as sent: the signature is lower-case hex, an upper-cased one is another string to S3.
+        guard SigningUtil.constantTimeEqual(expected, provided) else {
             return .failure(SigningRejection(
                 status: 403, code: "SignatureDoesNotMatch",
                 message: "The request signature we calculated does not match the signature you provided. "

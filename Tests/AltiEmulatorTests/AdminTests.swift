@@ -29,6 +29,7 @@ struct AdminTests {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let bytes = jpegBytes("admin")
             let reg = try await registerS3(emu, name: "a.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             #expect(try await putS3(emu, reg, bytes).status == 200)
             _ = try await waitForFinalState(emu, reg.imageID)
 
@@ -71,6 +72,7 @@ struct AdminTests {
                                             ["p": samplePID, "c": sha1(bytes)])
                     if has.data("hasImage", "state") as? String == "Ready" { continue }
                     let reg = try await registerS3(emu, name: "IMG_\(i).JPG", checksum: sha1(bytes))
+                    try await startUpload(emu, reg.imageID)
                     #expect(try await putS3(emu, reg, bytes).status == 200)
                     _ = try await waitForFinalState(emu, reg.imageID)
                 }

@@ -22,6 +22,7 @@ struct FaultTests {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let bytes = jpegBytes("fail")
             let reg = try await registerS3(emu, name: "f.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             await emu.updateFaults { $0.put.failNext = 1 }
             let failed = try await putS3(emu, reg, bytes)
             #expect(failed.status == 503)
@@ -38,6 +39,7 @@ struct FaultTests {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let bytes = jpegBytes("reset", size: 2_000_000)
             let reg = try await registerS3(emu, name: "r.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             await emu.updateFaults { $0.put.resetNext = 1 }
             await #expect(throws: RawHTTPError.self) { try await putS3(emu, reg, bytes) }
             let stats = await emu.stats()
@@ -61,6 +63,7 @@ struct FaultTests {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let bytes = jpegBytes("trickle", size: 6000)
             let reg = try await registerS3(emu, name: "t.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             await emu.updateFaults { $0.put.trickleNext = 1; $0.put.trickleBytesPerSecond = 20_000 }
             let started = Date()
             #expect(try await putS3(emu, reg, bytes).status == 200)
@@ -119,6 +122,7 @@ struct FaultTests {
             await emu.updateFaults { $0.forceInvalid = ["IMG_0042.JPG"] }
             let bytes = jpegBytes("forced")
             let reg = try await registerS3(emu, name: "IMG_0042.JPG", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             #expect(try await putS3(emu, reg, bytes).status == 200)
             let (state, errors) = try await waitForFinalState(emu, reg.imageID)
             #expect(state == "Invalid")

@@ -43,6 +43,35 @@ struct GraphQLTests {
         }
     }
 
+    /// graphql-http/express-graphql read only JSON and form bodies; any other Content-Type (or none)
+    /// finds no query: 400 with a GraphQL-style error.
+    @Test(arguments: [nil, "text/plain", "application/graphql", "application/jsonx", "multipart/form-data"] as [String?])
+    func otherContentTypesAreRefused(contentType: String?) async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let body = try JSONSerialization.data(withJSONObject: ["query": "{ support { systemMode } }"])
+            var headers: [(String, String)] = [("key", "alti-demo-key")]
+            if let contentType { headers.append(("Content-Type", contentType)) }
+            let r = try await RawHTTP.send(port: emu.port, method: "POST", target: "/graphql", headers: headers,
+                                           body: Array(body))
+            #expect(r.status == 400)
+            #expect(r.errorMessages == ["Must provide query string."])
+            #expect(r.json?["data"] == nil)
+            #expect(await emu.stats().count("support") == 0)
+        }
+    }
+
+    @Test(arguments: ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"])
+    func jsonWithParametersIsAccepted(contentType: String) async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let body = try JSONSerialization.data(withJSONObject: ["query": "{ support { systemMode } }"])
+            let r = try await RawHTTP.send(port: emu.port, method: "POST", target: "/graphql",
+                                           headers: [("Content-Type", contentType), ("key", "alti-demo-key")],
+                                           body: Array(body))
+            #expect(r.status == 200)
+            #expect(r.data("support", "systemMode") as? String == "Normal")
+        }
+    }
+
     @Test func projectSearchAndCreate() async throws {
         var config = testEmulatorConfiguration()
         config.projects.append(ProjectSeed(id: "aaaaaaaaaaaaaaaaaaaaaaaa", name: "Second"))
@@ -191,6 +220,7 @@ struct GraphQLTests {
 
             let bytes = jpegBytes("recon")
             let reg = try await registerS3(emu, name: "r.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             #expect(try await putS3(emu, reg, bytes).status == 200)
             #expect(try await waitForFinalState(emu, reg.imageID).0 == "Ready")
             let start = try await gql(emu, "mutation ($id: ID!) { startReconstructionWithError(id: $id) { error { code message } task { id taskType state } } }",

@@ -38,6 +38,7 @@ struct OSS2CrossCheckTests {
                 let bytes = jpegBytes("oss2-\(version)", size: 50_000)
                 let file = try tree.write("\(version).jpg", bytes)
                 let image = try await registerOSS(emu, name: "IMG_\(version).JPG", checksum: sha1(bytes))
+                try await startUpload(emu, image.id)
                 let ok = try await runOSS2(emu, sts: sts, key: "\(samplePID)/\(image.filename)", file: file, version: version)
                 #expect(ok.status == 200, "oss2 \(version) upload refused: \(ok.code ?? "?")")
                 #expect(await emu.state.objectBytes(imageID: image.id) == bytes)

@@ -26,6 +26,7 @@ struct OSSStorageTests {
             let bytes = jpegBytes("oss-ok")
             let sts = try await getSTS(emu)
             let image = try await registerOSS(emu, name: "IMG_0009.JPG", checksum: sha1(bytes))
+            try await startUpload(emu, image.id)
             let put = try await putOSS(emu, sts: sts, key: "\(samplePID)/\(image.filename)", bytes: bytes, version: version)
             #expect(put.status == 200, "\(put.text)")
             #expect(put.header("ETag") != nil)
@@ -35,6 +36,87 @@ struct OSSStorageTests {
             #expect(try await doneUpload(emu, image.id) == "Uploaded")
             #expect(try await waitForFinalState(emu, image.id).0 == "Ready")
             #expect(await emu.stats().putsByImage[image.id] == 1)
+        }
+    }
+
+    /// OSS needs startImageUpload before the bytes too: without it, doneImageUpload does not
+    /// start processing and the image stays Pending with an error.
+    @Test func putWithoutStartThenDoneStaysPending() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let bytes = jpegBytes("oss-unstarted")
+            let sts = try await getSTS(emu)
+            let image = try await registerOSS(emu, name: "IMG_0010.JPG", checksum: sha1(bytes))
+            let key = "\(samplePID)/\(image.filename)"
+            #expect(try await putOSS(emu, sts: sts, key: key, bytes: bytes).status == 200)
+            #expect(try await doneUpload(emu, image.id) == "Pending")
+            try await Task.sleep(nanoseconds: 300_000_000)
+            let record = try #require(await emu.state.image(id: image.id))
+            #expect(record.state == .pending)
+            #expect(record.errors == ["bytes arrived without startImageUpload"])
+            #expect(await emu.stats().startsByImage[image.id] == nil)
+
+            // Done properly: start, bytes, done.
+            #expect(try await startUpload(emu, image.id) == "Pending")
+            #expect(try await putOSS(emu, sts: sts, key: key, bytes: bytes).status == 200)
+            #expect(try await doneUpload(emu, image.id) == "Uploaded")
+            #expect(try await waitForFinalState(emu, image.id) == ("Ready", []))
+        }
+    }
+
+    /// Every V4 request carries x-oss-content-sha256 (storage-protocols a.4); one signed without it
+    /// (here with the payload slot taken as UNSIGNED-PAYLOAD, which a lenient server would accept)
+    /// is refused: 400 InvalidArgument.
+    @Test func v4WithoutContentSHA256IsRefused() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let bytes = jpegBytes("no-sha")
+            let sts = try await getSTS(emu)
+            let image = try await registerOSS(emu, name: "IMG_0011.JPG", checksum: sha1(bytes))
+            try await startUpload(emu, image.id)
+            let key = "\(samplePID)/\(image.filename)"
+            let now = emu.state.now()
+            let (datetime, day, region) = (SigningTime.iso8601Basic(now), SigningTime.yyyymmdd(now), "cn-shenzhen")
+            let headers: [SigningHeader] = [("Content-Type", "image/jpeg"), ("x-oss-date", datetime),
+                                            ("Date", SigningTime.rfc1123(now)), ("x-oss-security-token", sts.token)]
+            let request = OSSRequest(method: "PUT", bucket: sts.bucket, key: key, headers: headers)
+            let canonical = OSSSigner.v4CanonicalRequest(request, additionalHeaders: [])
+            #expect(canonical.hasSuffix("\nUNSIGNED-PAYLOAD"))
+            let scope = OSSSigner.v4Scope(date: day, region: region)
+            let signature = OSSSigner.v4Signature(
+                secret: sts.secret, date: day, region: region,
+                stringToSign: OSSSigner.v4StringToSign(datetime: datetime, scope: scope, canonicalRequest: canonical))
+            let authorization = "\(OSSSigner.v4Algorithm) Credential=\(sts.id)/\(scope),Signature=\(signature)"
+            let encodedKey = key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? key
+            let r = try await RawHTTP.send(port: emu.port, method: "PUT", target: "/\(sts.bucket)/\(encodedKey)",
+                                           headers: headers.map { ($0.name, $0.value) } + [("Authorization", authorization)],
+                                           body: bytes)
+            #expect(r.status == 400)
+            #expect(r.xmlCode == "InvalidArgument")
+            #expect(await emu.state.objectBytes(imageID: image.id) == nil)
+            #expect(await emu.stats().puts("InvalidArgument") == 1)
+        }
+    }
+
+    /// A V4 signature is lower-case hex, compared exactly as sent.
+    @Test func upperCaseV4SignatureIsRefused() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let bytes = jpegBytes("oss-upper")
+            let sts = try await getSTS(emu)
+            let image = try await registerOSS(emu, name: "IMG_0012.JPG", checksum: sha1(bytes))
+            try await startUpload(emu, image.id)
+            let key = "\(samplePID)/\(image.filename)"
+            let signed = OSSSigner.sign(
+                OSSRequest(method: "PUT", bucket: sts.bucket, key: key, headers: [("Content-Type", "image/jpeg")]),
+                credentials: OSSCredentials(accessKeyId: sts.id, accessKeySecret: sts.secret, securityToken: sts.token),
+                version: .v4(region: "cn-shenzhen"), date: emu.state.now())
+            let range = try #require(signed.authorization.range(of: "Signature="))
+            let upper = signed.authorization[..<range.upperBound] + signed.authorization[range.upperBound...].uppercased()
+            #expect(upper != signed.authorization)
+            let headers = signed.headers.map { $0.name == "Authorization" ? ($0.name, String(upper)) : ($0.name, $0.value) }
+            let encodedKey = key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? key
+            let r = try await RawHTTP.send(port: emu.port, method: "PUT", target: "/\(sts.bucket)/\(encodedKey)",
+                                           headers: headers, body: bytes)
+            #expect(r.status == 403)
+            #expect(r.xmlCode == "SignatureDoesNotMatch")
         }
     }
 

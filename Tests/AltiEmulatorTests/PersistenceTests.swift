@@ -12,6 +12,7 @@ struct PersistenceTests {
         let bytes = jpegBytes("persist")
         let (imageID, created) = try await withEmulator(config) { emu in
             let reg = try await registerS3(emu, name: "p.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
             #expect(try await putS3(emu, reg, bytes).status == 200)
             #expect(try await waitForFinalState(emu, reg.imageID).0 == "Ready")
             let created = try await gql(emu, #"mutation { createProject(name: "Kept") { id } }"#)
@@ -25,6 +26,41 @@ struct PersistenceTests {
             #expect(has.data("hasImage", "state") as? String == "Ready")
             #expect(await emu.state.objectBytes(imageID: imageID) == bytes)
             #expect(await emu.state.project(created)?.name == "Kept")
+        }
+    }
+
+    /// startImageUpload is remembered across a restart (and a state.json without the flag loads).
+    @Test func startedFlagSurvivesRestart() async throws {
+        let tree = try TempTree("emu-started")
+        var config = testEmulatorConfiguration()
+        config.dataDirectory = tree.path("data")
+        let bytes = jpegBytes("started")
+        // OSS: STS and the path-style PUT do not depend on the port (an S3 URL signs the Host).
+        let (sts, image) = try await withEmulator(config) { emu in
+            let sts = try await getSTS(emu)
+            let image = try await registerOSS(emu, name: "s.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, image.id)
+            return (sts, image)
+        }
+        try await withEmulator(config) { emu in
+            #expect(await emu.state.image(id: image.id)?.uploadStarted == true)
+            let put = try await putOSS(emu, sts: sts, key: "\(samplePID)/\(image.filename)", bytes: bytes)
+            #expect(put.status == 200)
+            #expect(try await doneUpload(emu, image.id) == "Uploaded")
+            #expect(try await waitForFinalState(emu, image.id).0 == "Ready")
+        }
+        // A snapshot of an earlier build has no uploadStarted: it loads as false.
+        let path = tree.path("data/state.json")
+        var snapshot = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var images = try #require(snapshot["images"] as? [[String: Any]])
+        #expect(images.count == 1 && images[0]["uploadStarted"] as? Bool == true)
+        images[0]["uploadStarted"] = nil
+        snapshot["images"] = images
+        try JSONSerialization.data(withJSONObject: snapshot).write(to: URL(fileURLWithPath: path))
+        try await withEmulator(config) { emu in
+            #expect(await emu.state.image(id: image.id)?.uploadStarted == false)
+            #expect(await emu.state.image(id: image.id)?.state == .ready)
         }
     }
 

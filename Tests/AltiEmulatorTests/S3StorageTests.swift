@@ -128,11 +128,31 @@ struct S3StorageTests {
         }
     }
 
+    /// X-Amz-Signature is lower-case hex; the same signature upper-cased is another string to S3.
+    @Test func upperCaseSignatureIsRefused() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let bytes = jpegBytes("upper")
+            let reg = try await registerS3(emu, name: "up.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
+            let marker = "X-Amz-Signature="
+            let range = try #require(reg.target.range(of: marker))
+            let signature = reg.target[range.upperBound...].prefix { $0 != "&" }
+            #expect(signature.contains { "abcdef".contains($0) })
+            let upper = reg.target.replacingOccurrences(of: marker + signature, with: marker + signature.uppercased())
+            let r = try await putS3(emu, reg, bytes, target: upper)
+            #expect(r.status == 403)
+            #expect(r.xmlCode == "SignatureDoesNotMatch")
+            #expect(await emu.state.objectBytes(imageID: reg.imageID) == nil)
+            #expect(try await putS3(emu, reg, bytes).status == 200)
+        }
+    }
+
     @Test func oldURLStillWorksAfterReRegistration() async throws {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let bytes = jpegBytes("rereg")
             let first = try await registerS3(emu, name: "r.jpg", checksum: sha1(bytes))
             let second = try await registerS3(emu, name: "r.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, second.imageID)
             #expect(second.imageID == first.imageID)
             #expect(second.filename == first.filename)
             #expect(try await putS3(emu, first, bytes).status == 200)

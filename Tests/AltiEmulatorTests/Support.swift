@@ -150,6 +150,16 @@ func putOSS(_ emu: RunningEmulator, sts: STS, key: String, bytes: [UInt8], versi
                                   headers: signed.headers.map { ($0.name, $0.value) }, body: bytes)
 }
 
+/// `startImageUpload(id)`: the upload guide requires it just before each upload (S3 and OSS).
+@discardableResult
+func startUpload(_ emu: RunningEmulator, _ id: String) async throws -> String? {
+    let r = try await gql(emu, "mutation ($id: ID!) { startImageUpload(id: $id) { id state } }", ["id": id])
+    guard r.status == 200, let state = r.data("startImageUpload", "state") as? String else {
+        throw TestFailure("startImageUpload failed: \(r.status) \(r.text)")
+    }
+    return state
+}
+
 func doneUpload(_ emu: RunningEmulator, _ id: String) async throws -> String? {
     let r = try await gql(emu, "mutation ($id: ID!) { doneImageUpload(id: $id) { id state } }", ["id": id])
     return r.data("doneImageUpload", "state") as? String

@@ -56,6 +56,39 @@ import Testing
         #expect(p.securityToken == nil)
     }
 
+    /// Every V4 request carries `x-oss-content-sha256`: a request signed without it (the payload slot
+    /// taken as UNSIGNED-PAYLOAD) is malformed, 400 InvalidArgument, never silently accepted.
+    @Test func v4WithoutContentSHA256IsInvalidArgument() throws {
+        let datetime = SigningTime.iso8601Basic(Self.now), day = SigningTime.yyyymmdd(Self.now)
+        let headers: [SigningHeader] = [("Content-Type", "image/jpeg"), ("x-oss-date", datetime),
+                                        ("x-oss-security-token", Self.sts.securityToken!)]
+        let r = OSSRequest(method: "PUT", bucket: "alti-emu-oss", key: "pid/IMG 0001.JPG", headers: headers)
+        let canonical = OSSSigner.v4CanonicalRequest(r, additionalHeaders: [])
+        let scope = OSSSigner.v4Scope(date: day, region: "cn-hangzhou")
+        let signature = OSSSigner.v4Signature(
+            secret: Self.sts.accessKeySecret, date: day, region: "cn-hangzhou",
+            stringToSign: OSSSigner.v4StringToSign(datetime: datetime, scope: scope, canonicalRequest: canonical))
+        let auth = "\(OSSSigner.v4Algorithm) Credential=\(Self.sts.accessKeyId)/\(scope),Signature=\(signature)"
+        let e = try #require(Self.rejection(Self.verify(headers + [("Authorization", auth)])))
+        #expect(e.status == 400)
+        #expect(e.code == "InvalidArgument")
+        #expect(e.message.contains("x-oss-content-sha256"))
+        // An empty value is no better.
+        let signed = Self.replacing(Self.signed(.v4(region: "cn-hangzhou")), "x-oss-content-sha256", with: "")
+        #expect(Self.rejection(Self.verify(signed))?.code == "InvalidArgument")
+    }
+
+    /// A V4 signature is lower-case hex and compared exactly as sent.
+    @Test func upperCaseV4SignatureIsMismatch() throws {
+        let h = Self.signed(.v4(region: "cn-hangzhou"))
+        let auth = Self.authorization(h)
+        let range = try #require(auth.range(of: "Signature="))
+        let upper = String(auth[..<range.upperBound]) + auth[range.upperBound...].uppercased()
+        #expect(upper != auth)
+        let e = try #require(Self.rejection(Self.verify(Self.replacing(h, "Authorization", with: upper))))
+        #expect(e.code == "SignatureDoesNotMatch")
+    }
+
     @Test func v4WithAdditionalHeadersRoundTrips() throws {
         let h = Self.signed(.v4(region: "cn-hangzhou"), additional: ["Content-Length", "host"])
         #expect(Self.authorization(h).contains("AdditionalHeaders=content-length;host,"))

@@ -44,6 +44,18 @@ import Testing
         #expect(v.region == "us-east-1")
     }
 
+    /// The signature is compared exactly as sent: lower-case hex; upper-cased, it is another string.
+    @Test func upperCaseSignatureIsMismatch() throws {
+        let p = Self.presign()
+        #expect(p.signature.contains { "abcdef".contains($0) })
+        let url = p.url.replacingOccurrences(of: "X-Amz-Signature=" + p.signature,
+                                             with: "X-Amz-Signature=" + p.signature.uppercased())
+        #expect(url != p.url)
+        let e = try #require(Self.rejection(Self.verify(Self.incoming(url))))
+        #expect(e.status == 403)
+        #expect(e.code == "SignatureDoesNotMatch")
+    }
+
     @Test func headerValuesAreTrimmedAndNamesCaseInsensitive() throws {
         let p = Self.presign()
         let r = Self.incoming(p.url, headers: [("HOST", Self.host), ("content-TYPE", "  image/jpeg ")])
