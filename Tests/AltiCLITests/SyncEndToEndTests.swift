@@ -87,6 +87,8 @@ import Testing
             let stats = await emu.state.stats()
             #expect(stats.putsByImage.count == 150)
             #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            // Every image was signalled with startImageUpload before its bytes (the upload guide).
+            #expect(Set(stats.startsByImage.keys) == Set(stats.putsByImage.keys))
             #expect(stats.count("hasImage") == 150)
             #expect(stats.imagesByState["Ready"] == 150)
             let manifest = try Self.manifest(tree)
