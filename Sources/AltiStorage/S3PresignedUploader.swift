@@ -30,6 +30,7 @@ public struct S3PresignedUploader: BlobUploader {
 
     public func put(_ source: UploadSource, contentType: String, url: String,
                     progress: @escaping @Sendable (Int64) -> Void) async throws -> PutOutcome {
+        if let change = source.changeSinceScan() { return .failed(reason: change) }
         let request = HTTPRequest(
             method: "PUT", url: url, headers: [("Content-Type", contentType)],
             body: .file(path: source.path, offset: 0, length: source.size), limits: limits)

@@ -109,7 +109,7 @@ struct SyncService {
                 let absolute = source.root + "/" + entry.path
                 pathsBySHA1[sha1] = absolute
                 items.append(SyncItem(
-                    sha1: sha1, source: UploadSource(path: absolute, size: entry.size),
+                    sha1: sha1, source: UploadSource(path: absolute, size: entry.size, mtimeNs: entry.mtimeNs),
                     filename: (entry.path as NSString).lastPathComponent, imageType: type.rawValue,
                     width: entry.width ?? 0, height: entry.height ?? 0))
             }

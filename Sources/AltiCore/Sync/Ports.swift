@@ -154,10 +154,27 @@ public enum PutOutcome: Sendable, Equatable {
 public struct UploadSource: Sendable, Equatable {
     public var path: String
     public var size: Int64
+    /// The mtime the scan saw; the uploader refuses a file that changed since (its checksum no
+    /// longer matches the registration, and the server would mark it Invalid).
+    public var mtimeNs: Int64?
 
-    public init(path: String, size: Int64) {
+    public init(path: String, size: Int64, mtimeNs: Int64? = nil) {
         self.path = path
         self.size = size
+        self.mtimeNs = mtimeNs
+    }
+
+    /// nil when the file is as scanned, else why not.
+    public func changeSinceScan() -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            return "cannot read \(path): \(String(cString: strerror(errno)))"
+        }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        if Int64(st.st_size) != size || (mtimeNs != nil && mtime != mtimeNs) {
+            return "\(path) changed since it was scanned; run the same command again to hash and send the new content"
+        }
+        return nil
     }
 }
 
