@@ -196,7 +196,7 @@ import Testing
         let tree = try Self.survey()
         defer { tree.remove() }
         var config = testEmulatorConfiguration()
-        config.urlLifetime = 3
+        config.urlLifetime = 4  // margin 1 s (a quarter), 3x the PUT latency: headroom on a loaded machine
         config.faults.put.latencyMilliseconds = 300
         try await withEmulator(config) { emu in
             let result = try await Self.alti(["sync", tree.path, "--project", Self.project, "--jobs", "1", "--json"], Self.env(emu))
