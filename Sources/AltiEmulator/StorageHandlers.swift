@@ -25,6 +25,17 @@ struct StorageOutcome {
     var bytes: Int = 0
 }
 
+/// A storage refusal as S3 and OSS send it: the body is drained first (so the client sees the
+/// answer, not a reset), then the XML error with the store's request-id header.
+private func refusal(_ rejection: SigningRejection, draining incoming: IncomingRequest, requestID: String,
+                     header: String) async -> StorageOutcome {
+    await drain(incoming)
+    let xml = rejection.xmlBody(requestId: requestID, hostId: "alti-emulator")
+    return StorageOutcome(
+        response: .text(rejection.status, xml, contentType: "application/xml", extraHeaders: [(header, requestID)]),
+        outcome: rejection.code)
+}
+
 /// `PUT /s3/<bucket>/<pid>/<filename>?X-Amz-...`: verified as S3 verifies a pre-signed PUT.
 struct S3PutHandler: Sendable {
     let state: EmulatorState
@@ -32,12 +43,7 @@ struct S3PutHandler: Sendable {
     func handle(_ incoming: IncomingRequest, bodyMode: BodyMode) async throws -> StorageOutcome {
         let requestID = randomHex(8).uppercased()
         func refuse(_ rejection: SigningRejection) async -> StorageOutcome {
-            await drain(incoming)
-            let xml = rejection.xmlBody(requestId: requestID, hostId: "alti-emulator")
-            return StorageOutcome(
-                response: .text(rejection.status, xml, contentType: "application/xml",
-                                 extraHeaders: [("x-amz-request-id", requestID)]),
-                outcome: rejection.code)
+            await refusal(rejection, draining: incoming, requestID: requestID, header: "x-amz-request-id")
         }
         guard incoming.method == "PUT" else {
             return await refuse(SigningRejection(status: 405, code: "MethodNotAllowed",
@@ -93,12 +99,7 @@ struct OSSPutHandler: Sendable {
     func handle(_ incoming: IncomingRequest, bodyMode: BodyMode) async throws -> StorageOutcome {
         let requestID = randomHex(12).uppercased()
         func refuse(_ rejection: SigningRejection) async -> StorageOutcome {
-            await drain(incoming)
-            let xml = rejection.xmlBody(requestId: requestID, hostId: "alti-emulator")
-            return StorageOutcome(
-                response: .text(rejection.status, xml, contentType: "application/xml",
-                                 extraHeaders: [("x-oss-request-id", requestID)]),
-                outcome: rejection.code)
+            await refusal(rejection, draining: incoming, requestID: requestID, header: "x-oss-request-id")
         }
         let request = OSSIncomingRequest(method: incoming.method, pathStyleRawPath: incoming.rawPath,
                                          rawQuery: incoming.rawQuery, headers: incoming.signingHeaders)

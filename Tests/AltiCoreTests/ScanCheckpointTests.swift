@@ -178,13 +178,7 @@ struct ScanCheckpointTests {
         #expect(before.hashedAtNs == second + 100_000_000)
         #expect(before.mtimeNs < saved.writtenAtNs - ScanService.racyWindowNs)  // the old rule would reuse it
 
-        var changed = original
-        changed[changed.count - 3] ^= 0x55
-        let fd = open(path, O_WRONLY)
-        try #require(fd >= 0)
-        _ = changed.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        try tree.setMtime("fresh.jpg", ns: second)
+        let changed = try ScanFixtures.rewriteKeepingStat(tree, "fresh.jpg", original: original, mtimeNs: second)
         var st = stat()
         _ = lstat(path, &st)
         #expect(UInt64(st.st_ino) == before.inode && Int64(st.st_size) == before.size)

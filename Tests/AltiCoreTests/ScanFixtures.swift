@@ -1,9 +1,23 @@
 import AltiCore
 import AltiTestSupport
 import Foundation
+import Testing
 
 /// Builders of small, structurally real image files for scan tests.
 enum ScanFixtures {
+    /// Rewrites `relative` in place (same inode) with one byte flipped near its end and puts the
+    /// mtime back to `mtimeNs`: only content hashing can tell it changed. Returns the new bytes.
+    static func rewriteKeepingStat(_ tree: TempTree, _ relative: String, original: [UInt8], mtimeNs: Int64) throws -> [UInt8] {
+        var changed = original
+        changed[changed.count - 3] ^= 0x55
+        let fd = open(tree.path(relative), O_WRONLY)
+        try #require(fd >= 0)
+        _ = changed.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        try tree.setMtime(relative, ns: mtimeNs)
+        return changed
+    }
+
     static func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     static func be32(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     static func le16(_ v: Int) -> [UInt8] { be16(v).reversed() }

@@ -196,13 +196,7 @@ struct ScanServiceTests {
         #expect(first.manifest.writtenAtNs - before.mtimeNs < ScanService.racyWindowNs)
 
         // Rewrite in place (same inode), same size, then put the mtime back: stat cannot tell.
-        var changed = original
-        changed[changed.count - 3] ^= 0x55
-        let fd = open(path, O_WRONLY)
-        try #require(fd >= 0)
-        _ = changed.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        try tree.setMtime("fresh.jpg", ns: second)
+        let changed = try ScanFixtures.rewriteKeepingStat(tree, "fresh.jpg", original: original, mtimeNs: second)
         var st = stat()
         _ = lstat(path, &st)
         #expect(UInt64(st.st_ino) == before.inode)

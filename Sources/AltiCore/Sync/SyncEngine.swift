@@ -67,7 +67,6 @@ public struct SyncReport: Sendable {
     public var bytesSent: Int64 = 0
     public var registrations = 0
     public var urlRefreshes = 0
-    public var putRetries = 0
     public var reconstruction: ReconstructionOutcome?
 
     public init() {}
@@ -355,7 +354,6 @@ public struct SyncEngine: Sendable {
         report.bytesSent = await recorder.putBytes
         report.registrations = await recorder.registrations
         report.urlRefreshes = await recorder.urlRefreshes
-        report.putRetries = await recorder.putRetries
     }
 }
 

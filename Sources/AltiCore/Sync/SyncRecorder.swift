@@ -67,7 +67,6 @@ public actor SyncRecorder {
     public private(set) var putBytes: Int64 = 0
     public private(set) var registrations = 0
     public private(set) var urlRefreshes = 0
-    public private(set) var putRetries = 0
     public nonisolated let bytesSent = ByteCounter()
     /// What the diff decided to send (for the live display).
     public private(set) var plannedImages = 0
@@ -110,7 +109,6 @@ public actor SyncRecorder {
     public func setPhase(_ phase: String) { self.phase = phase }
 
     public func countURLRefresh() { urlRefreshes += 1 }
-    public func countPutRetry() { putRetries += 1 }
 
     public func state(of sha1: String) -> String? { facts[sha1]?.state }
 }
