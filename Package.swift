@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "AltiAPI", dependencies: ["AltiNet", "AltiCore"], swiftSettings: swiftSettings),
         // Byte uploads: S3 pre-signed PUT, OSS signed PUT.
         .target(
-            name: "AltiStorage", dependencies: ["AltiNet", "AltiSigning", "AltiCore"],
+            name: "AltiStorage", dependencies: ["AltiNet", "AltiSigning", "AltiCore", "AltiAPI"],
             swiftSettings: swiftSettings),
 
         // MARK: The CLI

@@ -81,8 +81,10 @@ public struct AltizureCatalog: RemoteCatalog {
         return result
     }
 
+    /// `uploadImageS3` for each image (one aliased request); keyed by sha1, with the pre-signed
+    /// PUT URL (a secret). A per-image refusal is a `.failure`.
     public func registerS3(project: String, bucket: String, images: [ImageRegistration]) async throws
-        -> [String: Result<RegisteredImage, AltiError>]
+        -> [String: Result<S3Registration, AltiError>]
     {
         precondition(images.count <= batchLimit)
         guard !images.isEmpty else { return [:] }
@@ -102,14 +104,14 @@ public struct AltizureCatalog: RemoteCatalog {
             throw AltiError(.usage, "the server does not know the S3 bucket '\(bucket)' (\(error.message)); leave --bucket out to use the nearest one")
         }
         try failOnWholeRequestErrors(response, doing: "register images in bucket \(bucket)")
-        var result: [String: Result<RegisteredImage, AltiError>] = [:]
+        var result: [String: Result<S3Registration, AltiError>] = [:]
         for (i, image) in images.enumerated() {
             let alias = "r\(i)"
             let answer = response.data[alias]
             if let error = response.errors.first(where: { $0.alias == alias }) {
                 result[image.sha1] = .failure(AltiError(.protocolError, "the server refused to register \(image.filename): \(error.message)"))
             } else if let registered = Self.decodeImage(answer?["image"]), let url = answer?["url"]?.nonEmptyString {
-                result[image.sha1] = .success(RegisteredImage(image: registered, uploadURL: url))
+                result[image.sha1] = .success(S3Registration(image: registered, uploadURL: url))
             } else {
                 result[image.sha1] = .failure(AltiError(.protocolError, "the server registered \(image.filename) without an image id or upload URL"))
             }
@@ -196,7 +198,7 @@ public struct AltizureCatalog: RemoteCatalog {
     static func decodeImage(_ value: JSONValue?) -> RemoteImage? {
         guard let value, let id = value["id"]?.nonEmptyString else { return nil }
         return RemoteImage(
-            id: id, state: value["state"]?.string ?? "", name: value["name"]?.string,
+            id: id, state: ImageState(value["state"]?.string ?? ""), name: value["name"]?.string,
             filename: value["filename"]?.string, errors: (value["error"]?.array ?? []).compactMap(\.string))
     }
 
@@ -223,6 +225,17 @@ public struct AltizureCatalog: RemoteCatalog {
             return AltiError(.unavailable, "the server is in read-only mode and refused to \(what); try again later")
         }
         return AltiError(.protocolError, "the server could not \(what): \(error.message)")
+    }
+}
+
+/// An `uploadImageS3` answer: the image and its pre-signed PUT URL (never logged, never stored).
+public struct S3Registration: Sendable, Equatable {
+    public var image: RemoteImage
+    public var uploadURL: String
+
+    public init(image: RemoteImage, uploadURL: String) {
+        self.image = image
+        self.uploadURL = uploadURL
     }
 }
 

@@ -41,15 +41,6 @@ public struct GraphQLResponse: Sendable {
     }
 }
 
-/// Counts what went over the wire, for the summary and for tests and benchmarks.
-public actor RequestCounter {
-    public private(set) var requests = 0
-    public private(set) var retries = 0
-    public init() {}
-    func recordRequest() { requests += 1 }
-    func recordRetry() { retries += 1 }
-}
-
 /// The GraphQL client: JSON POSTs to `<origin>/graphql` with the `key` and (for project and image
 /// operations) `altitoken` headers, bounded retries with full jitter on transport errors, 429 and
 /// 5xx, and a one-line `AltiError` for everything a user can act on.
@@ -58,10 +49,11 @@ public struct GraphQLClient: Sendable {
     let post: GraphQLPost
     let retry: RetryPolicy
     let sleep: @Sendable (Duration) async throws -> Void
-    public let counter: RequestCounter
+    /// Requests and retries are counted here (shared with the storages and the engine).
+    public let metrics: SyncMetrics
 
     public init(
-        credentials: APICredentials, retry: RetryPolicy = RetryPolicy(), counter: RequestCounter = RequestCounter(),
+        credentials: APICredentials, retry: RetryPolicy = RetryPolicy(), metrics: SyncMetrics = SyncMetrics(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
         post: @escaping GraphQLPost
     ) {
@@ -69,7 +61,7 @@ public struct GraphQLClient: Sendable {
         self.post = post
         self.retry = retry
         self.sleep = sleep
-        self.counter = counter
+        self.metrics = metrics
     }
 
     /// Sends one document. `withToken` adds `altitoken` (project and image operations).
@@ -88,42 +80,35 @@ public struct GraphQLClient: Sendable {
         ]
         if withToken { headers.append(("altitoken", credentials.token)) }
 
-        var lastProblem = ""
-        for attempt in 0..<retry.maxAttempts {
-            try Task.checkCancellation()
-            if attempt > 0 {
-                await counter.recordRetry()
-                try await sleep(retry.delay(beforeRetry: attempt - 1))
-                try Task.checkCancellation()
+        let metrics = self.metrics
+        do {
+            return try await retry.run(sleep: sleep, onRetry: { metrics.countAPIRetry() }) { _ in
+                let status: Int
+                let responseBody: [UInt8]
+                do {
+                    metrics.countAPIRequest()
+                    (status, responseBody) = try await post(credentials.graphQLURL, headers, body)
+                } catch let error as CancellationError {
+                    throw error
+                } catch let error as AltiError {
+                    throw error
+                } catch let error as HTTPTransportError where !error.isTransient {
+                    // A TLS failure or a malformed request will not heal with a retry.
+                    throw AltiError(
+                        .unavailable,
+                        "cannot talk to \(credentials.origin): \(error.message) (\(error.kind.rawValue)); check --endpoint and the system's CA certificates")
+                } catch {
+                    return .retry(because: "\(error)")
+                }
+                if RetryPolicy.isTransient(status: status) { return .retry(because: "HTTP \(status)") }
+                return .finished(try decode(status: status, body: responseBody))
             }
-            let status: Int
-            let responseBody: [UInt8]
-            do {
-                await counter.recordRequest()
-                (status, responseBody) = try await post(credentials.graphQLURL, headers, body)
-            } catch let error as CancellationError {
-                throw error
-            } catch let error as AltiError {
-                throw error
-            } catch let error as HTTPTransportError where !error.isTransient {
-                // A TLS failure or a malformed request will not heal with a retry.
-                throw AltiError(
-                    .unavailable,
-                    "cannot talk to \(credentials.origin): \(error.message) (\(error.kind.rawValue)); check --endpoint and the system's CA certificates")
-            } catch {
-                lastProblem = "\(error)"
-                continue
-            }
-            if status == 429 || status >= 500 {
-                lastProblem = "HTTP \(status)"
-                continue
-            }
-            return try decode(status: status, body: responseBody)
+        } catch let exhausted as RetriesExhausted {
+            throw AltiError(
+                .unavailable,
+                "cannot reach \(credentials.origin) (\(exhausted.lastProblem)) after \(exhausted.attempts) tries; "
+                    + "nothing recorded was lost: run the same command again when the network is back")
         }
-        throw AltiError(
-            .unavailable,
-            "cannot reach \(credentials.origin) (\(lastProblem)) after \(retry.maxAttempts) tries; "
-                + "nothing recorded was lost: run the same command again when the network is back")
     }
 
     func decode(status: Int, body: [UInt8]) throws -> GraphQLResponse {

@@ -1,9 +1,9 @@
-import ArgumentParser
 import AltiCore
+import ArgumentParser
 import Foundation
 
-/// The root command. Its custom `main()` renders an `AltiError` as one `alti: ...` line on
-/// stderr and exits with the error's documented code.
+/// The root command. `main()` runs `execute` with the live context and exits with its code;
+/// tests call `execute` in-process with a context of their own.
 public struct AltiCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "alti",
@@ -13,18 +13,40 @@ public struct AltiCommand: AsyncParsableCommand {
     public init() {}
 
     public static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+        let code = await execute(Array(CommandLine.arguments.dropFirst()))
+        Foundation.exit(code)
+    }
+
+    /// Parses and runs one command line in `context`; returns the exit code, having written the
+    /// result to the context's stdout and any error as one line on its stderr.
+    static func execute(_ arguments: [String], context: CommandContext = .current) async -> Int32 {
+        await CommandContext.$current.withValue(context) {
+            do {
+                var command = try parseAsRoot(arguments)
+                if var asyncCommand = command as? any AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+                return 0
+            } catch {
+                let outcome = Self.outcome(of: error)
+                if let message = outcome.message {
+                    (outcome.code == 0 ? context.standardOutput : context.standardError)(message + "\n")
+                }
+                return outcome.code
             }
-        } catch let error as AltiError {
-            FileHandle.standardError.write(Data("alti: \(error.message)\n".utf8))
-            Foundation.exit(error.exitCode)
-        } catch {
-            exit(withError: error)
         }
+    }
+
+    /// The one mapping from a failure to what the user sees and the exit code (README "Exit
+    /// codes"): an `AltiError` is one `alti: ...` line and its kind's code; argument errors are
+    /// ArgumentParser's message (and help) with 64; `ExitCode` is a code with nothing printed.
+    static func outcome(of error: any Error) -> (code: Int32, message: String?) {
+        if let error = error as? AltiError { return (error.exitCode, "alti: \(error.message)") }
+        if let exit = error as? ExitCode { return (exit.rawValue, nil) }
+        let code = exitCode(for: error).rawValue
+        let message = fullMessage(for: error)
+        return (code, message.isEmpty ? nil : message)
     }
 }

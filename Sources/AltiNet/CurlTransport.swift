@@ -90,8 +90,11 @@ final class TransferContext {
     let cancel: CancelFlag
     let progress: (@Sendable (Int64) -> Void)?
     let maxResponseBytes: Int
+    let limiter: BandwidthLimiter?
 
     // Request body
+    var source: (any HTTPBodySource)?
+    var reader: (any HTTPBodyReader)?
     var fd: Int32 = -1
     var fileOffset: Int64 = 0
     var bytes: [UInt8] = []
@@ -107,8 +110,9 @@ final class TransferContext {
 
     let errorBuffer: UnsafeMutablePointer<CChar>
 
-    init(cancel: CancelFlag, progress: (@Sendable (Int64) -> Void)?, maxResponseBytes: Int) {
+    init(cancel: CancelFlag, progress: (@Sendable (Int64) -> Void)?, maxResponseBytes: Int, limiter: BandwidthLimiter?) {
         self.cancel = cancel
+        self.limiter = limiter
         self.progress = progress
         self.maxResponseBytes = maxResponseBytes
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -166,7 +170,28 @@ private let readCallback: alti_curl_data_cb = { buffer, size, nitems, userdata i
     guard let buffer else { return Int(CURL_READFUNC_ABORT) }
     let remaining = ctx.bodyLength - ctx.position
     if remaining <= 0 { return 0 }
-    let want = Int(min(Int64(size * nitems), remaining))
+    var want = Int(min(Int64(size * nitems), remaining))
+    if let limiter = ctx.limiter {
+        // Blocks this transfer thread until the shared budget allows some bytes; every upload
+        // draws from the same limiter, so N parallel bodies together stay under the cap.
+        want = limiter.acquire(upTo: want) { ctx.cancel.isSet }
+        if want == 0 { return Int(CURL_READFUNC_ABORT) }
+    }
+    if ctx.source != nil {
+        do {
+            if ctx.reader == nil { ctx.reader = try ctx.source!.open() }
+            let n = try ctx.reader!.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: want))
+            if n == 0 {
+                ctx.readError = "the source is shorter than the \(ctx.bodyLength) bytes to send"
+                return Int(CURL_READFUNC_ABORT)
+            }
+            ctx.position += Int64(n)
+            return n
+        } catch {
+            ctx.readError = "read error: \(error)"
+            return Int(CURL_READFUNC_ABORT)
+        }
+    }
     if ctx.fd >= 0 {
         while true {
             let n = pread(ctx.fd, buffer, want, off_t(ctx.fileOffset + ctx.position))
@@ -195,6 +220,11 @@ private let seekCallback: alti_curl_seek_cb = { userdata, offset, origin in
     let ctx = TransferContext.from(userdata)
     guard origin == SEEK_SET, offset >= 0, Int64(offset) <= ctx.bodyLength else {
         return Int32(CURL_SEEKFUNC_CANTSEEK)
+    }
+    if ctx.source != nil {
+        // A stream rewinds by opening it again; it cannot jump into its middle.
+        guard offset == 0 else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+        ctx.reader = nil
     }
     ctx.position = Int64(offset)
     return Int32(CURL_SEEKFUNC_OK)
@@ -229,11 +259,15 @@ private let xferinfoCallback: alti_curl_xferinfo_cb = { userdata, _, _, _, ulnow
 public final class CurlTransport: HTTPTransport {
     private let pool: BlockingPool
     private let handles: HandleCache
+    private let uploadLimiter: BandwidthLimiter?
 
-    /// - Parameter maxConcurrentTransfers: the number of transfer threads (and of idle handles kept).
-    public init(maxConcurrentTransfers: Int = 8) {
+    /// - Parameters:
+    ///   - maxConcurrentTransfers: the number of transfer threads (and of idle handles kept).
+    ///   - uploadLimiter: shared by every request body this transport sends (`--bwlimit`).
+    public init(maxConcurrentTransfers: Int = 8, uploadLimiter: BandwidthLimiter? = nil) {
         pool = BlockingPool(threads: max(1, maxConcurrentTransfers), name: "alti-curl")
         handles = HandleCache(capacity: max(1, maxConcurrentTransfers))
+        self.uploadLimiter = uploadLimiter
     }
 
     deinit { pool.shutdown() }
@@ -246,9 +280,9 @@ public final class CurlTransport: HTTPTransport {
         let flag = CancelFlag()
         let result: Result<HTTPResponse, any Error> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                pool.submit { [handles] in
+                pool.submit { [handles, uploadLimiter] in
                     continuation.resume(returning: Self.perform(request, progress: progress, cancel: flag,
-                                                                handles: handles))
+                                                                handles: handles, limiter: uploadLimiter))
                 }
             }
         } onCancel: {
@@ -260,7 +294,7 @@ public final class CurlTransport: HTTPTransport {
     // MARK: The blocking part (runs on a pool thread)
 
     static func perform(_ request: HTTPRequest, progress: (@Sendable (Int64) -> Void)?, cancel: CancelFlag,
-                        handles: HandleCache) -> Result<HTTPResponse, any Error> {
+                        handles: HandleCache, limiter: BandwidthLimiter? = nil) -> Result<HTTPResponse, any Error> {
         let label = "\(request.method) \(URLRedactor.redact(request.url))"
         func failure(_ kind: HTTPTransportError.Kind, _ code: Int, _ message: String) -> Result<HTTPResponse, any Error> {
             .failure(HTTPTransportError(kind: kind, curlCode: code, message: message, request: label))
@@ -269,7 +303,8 @@ public final class CurlTransport: HTTPTransport {
         for header in request.headers where (header.name + header.value).utf8.contains(where: { $0 == 13 || $0 == 10 }) {
             return failure(.other, 0, "header \(header.name) contains a line break")
         }
-        let ctx = TransferContext(cancel: cancel, progress: progress, maxResponseBytes: request.limits.maxResponseBytes)
+        let ctx = TransferContext(cancel: cancel, progress: progress, maxResponseBytes: request.limits.maxResponseBytes,
+                                  limiter: limiter)
         switch request.body {
         case .none: break
         case .bytes(let b):
@@ -281,6 +316,9 @@ public final class CurlTransport: HTTPTransport {
             ctx.fd = fd
             ctx.fileOffset = offset
             ctx.bodyLength = length
+        case .stream(let source):
+            ctx.source = source
+            ctx.bodyLength = source.length
         }
         guard let handle = handles.take() ?? EasyHandle() else {
             return failure(.other, Int(CURLE_FAILED_INIT.rawValue), "curl_easy_init failed")

@@ -12,6 +12,9 @@ public enum HTTPBody: Sendable {
     /// `length` bytes of the file at `path` starting at `offset`, streamed from disk in chunks
     /// (never loaded whole) and re-readable, so a transfer can be rewound and replayed.
     case file(path: String, offset: Int64, length: Int64)
+    /// `source.length` bytes read from a source that is opened on the transfer thread and opened
+    /// again to rewind (a retry, a redirect): a file under a scanned tree, an archive member.
+    case stream(any HTTPBodySource)
 
     /// The number of bytes the body sends.
     public var count: Int64 {
@@ -19,8 +22,23 @@ public enum HTTPBody: Sendable {
         case .none: return 0
         case .bytes(let b): return Int64(b.count)
         case .file(_, _, let length): return length
+        case .stream(let source): return source.length
         }
     }
+}
+
+/// Where a streamed body comes from. `open()` is called on the transfer thread, once per pass
+/// over the body (a rewind opens it again), so nothing is held in memory between attempts.
+public protocol HTTPBodySource: Sendable {
+    /// Exactly the bytes the body sends (`Content-Length`); a shorter stream fails the transfer.
+    var length: Int64 { get }
+    func open() throws -> any HTTPBodyReader
+}
+
+/// One pass over a streamed body, read sequentially from its start on one thread.
+public protocol HTTPBodyReader: AnyObject {
+    /// Fills up to `buffer.count` bytes; returns 0 at the end. Throws when the bytes cannot be read.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
 /// Per-request limits. Defaults suit uploads over poor field networks.

@@ -2,95 +2,115 @@ import AltiCore
 import AltiNet
 import Foundation
 
-/// PUTs a file to an S3 pre-signed URL exactly as the signature expects: the URL byte-for-byte
+/// PUTs an image to an S3 pre-signed URL exactly as the signature expects: the URL byte-for-byte
 /// as received, `Content-Type` (signed by the server), `Content-Length` (never chunked), the
-/// body streamed from disk, and no other headers (AltiNet suppresses curl's `Accept` and
-/// `Expect`). Transport errors, timeouts (including the low-speed abort of a stalled link),
-/// 429 and 5xx are retried on the same URL with full-jitter backoff; a 403 is returned at once
-/// as `.urlRejected`, because a refused signed URL never starts working again.
-public struct S3PresignedUploader: BlobUploader {
+/// body streamed from its source tree, and no other headers (AltiNet suppresses curl's `Accept`
+/// and `Expect`). Transport errors, timeouts (including the low-speed abort of a stalled link),
+/// 408, 429 and 5xx are retried on the same URL (`RetryPolicy.run`); a 403 is returned at once as
+/// `.grantRejected`, because a refused signed URL never starts working again.
+public struct S3PresignedUploader: Sendable {
     let transport: any HTTPTransport
     let retry: RetryPolicy
     let limits: HTTPLimits
     let sleep: @Sendable (Duration) async throws -> Void
-    /// Called before each retry (for the live display's retry counter).
-    let onRetry: @Sendable () -> Void
+    /// Counts retries (for the live display and the report).
+    let metrics: SyncMetrics
 
     public init(
         transport: any HTTPTransport, retry: RetryPolicy = RetryPolicy(), limits: HTTPLimits = HTTPLimits(),
-        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-        onRetry: @escaping @Sendable () -> Void = {}
+        metrics: SyncMetrics = SyncMetrics(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.transport = transport
         self.retry = retry
         self.limits = limits
+        self.metrics = metrics
         self.sleep = sleep
-        self.onRetry = onRetry
     }
 
     public func put(_ source: UploadSource, contentType: String, url: String,
-                    progress: @escaping @Sendable (Int64) -> Void) async throws -> PutOutcome {
+                    progress: @escaping @Sendable (Int64) -> Void) async throws -> TransferOutcome {
         if let change = source.changeSinceScan() { return .failed(reason: change) }
         let request = HTTPRequest(
             method: "PUT", url: url, headers: [("Content-Type", contentType)],
-            body: .file(path: source.path, offset: 0, length: source.size), limits: limits)
-        var lastProblem = ""
-        for attempt in 0..<retry.maxAttempts {
-            try Task.checkCancellation()
-            if attempt > 0 {
-                onRetry()
-                try await sleep(retry.delay(beforeRetry: attempt - 1))
+            body: .stream(UploadBody(source)), limits: limits)
+        let metrics = self.metrics
+        do {
+            return try await retry.run(sleep: sleep, onRetry: { metrics.countTransferRetry() }) { _ in
+                try await attempt(request, source: source, progress: progress)
             }
-            // curl reports cumulative bytes; the engine wants deltas, and backs out what a failed
-            // attempt had counted so the display never shows more than the survey's size.
-            let reported = ByteCounter()
-            let response: HTTPResponse
-            do {
-                response = try await transport.send(request) { cumulative in
-                    let delta = cumulative - reported.total
-                    if delta != 0 {
-                        reported.add(delta)
-                        progress(delta)
-                    }
-                }
-            } catch let error as HTTPTransportError {
-                progress(-reported.total)
-                switch error.kind {
-                case .cancelled: throw CancellationError()
-                case .fileUnreadable:
-                    return .failed(reason: "cannot read \(source.path): \(error.message)")
-                default:
-                    if error.isTransient {
-                        lastProblem = "\(error.kind.rawValue): \(error.message)"
-                        continue
-                    }
-                    return .failed(reason: "upload of \(source.path) failed: \(error.message)")
-                }
-            }
-            switch response.status {
-            case 200:
-                return .stored
-            case 403, 400:
-                // 400 is a refusal of the URL only for ExpiredToken (a URL signed with session
-                // credentials that have expired); any other 400 is a permanent failure.
-                if response.status == 400, S3ErrorBody.code(response.body) != "ExpiredToken" {
-                    progress(-reported.total)
-                    return .failed(reason: "the store refused \(source.path): \(S3ErrorBody.code(response.body) ?? "HTTP 400") \(S3ErrorBody.message(response.body) ?? "")")
-                }
-                progress(-reported.total)
-                return .urlRejected(code: S3ErrorBody.code(response.body) ?? "HTTP \(response.status)",
-                                    message: S3ErrorBody.message(response.body) ?? "")
-            case 408, 429, 500...599:
-                progress(-reported.total)
-                lastProblem = "HTTP \(response.status) \(S3ErrorBody.code(response.body) ?? "")"
-                continue
+        } catch let exhausted as RetriesExhausted {
+            return .failed(reason: "upload of \(source.displayPath) failed after \(exhausted.attempts) tries (\(exhausted.lastProblem)); run again to resume")
+        }
+    }
+
+    func attempt(_ request: HTTPRequest, source: UploadSource,
+                 progress: @escaping @Sendable (Int64) -> Void) async throws -> RetryStep<TransferOutcome> {
+        // curl reports cumulative bytes; the engine wants deltas, and a failed attempt's bytes are
+        // backed out so the display never shows more than the survey's size.
+        let reported = ProgressDeltas(progress)
+        let response: HTTPResponse
+        do {
+            response = try await transport.send(request) { reported.update(cumulative: $0) }
+        } catch let error as HTTPTransportError {
+            reported.backOut()
+            switch error.kind {
+            case .cancelled: throw CancellationError()
+            case .fileUnreadable: return .finished(.failed(reason: "cannot read \(source.displayPath): \(error.message)"))
             default:
-                progress(-reported.total)
-                let code = S3ErrorBody.code(response.body) ?? "HTTP \(response.status)"
-                return .failed(reason: "the store refused \(source.path): \(code) \(S3ErrorBody.message(response.body) ?? "")")
+                if error.isTransient { return .retry(because: "\(error.kind.rawValue): \(error.message)") }
+                return .finished(.failed(reason: "upload of \(source.displayPath) failed: \(error.message)"))
             }
         }
-        return .failed(reason: "upload of \(source.path) failed after \(retry.maxAttempts) tries (\(lastProblem)); run again to resume")
+        if response.status == 200 { return .finished(.stored) }
+        reported.backOut()
+        let code = S3ErrorBody.code(response.body)
+        let message = S3ErrorBody.message(response.body) ?? ""
+        switch response.status {
+        case 403:
+            return .finished(.grantRejected(code: code ?? "HTTP 403", message: message))
+        case 400 where code == "ExpiredToken":
+            // A URL signed with session credentials that have expired; any other 400 is permanent.
+            return .finished(.grantRejected(code: "ExpiredToken", message: message))
+        case let status where RetryPolicy.isTransient(status: status):
+            return .retry(because: "HTTP \(status) \(code ?? "")")
+        default:
+            return .finished(.failed(reason: "the store refused \(source.displayPath): \(code ?? "HTTP \(response.status)") \(message)"))
+        }
+    }
+}
+
+/// Turns cumulative progress reports into deltas, and backs them out when an attempt fails.
+final class ProgressDeltas: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sent: Int64 = 0
+    private let progress: @Sendable (Int64) -> Void
+
+    init(_ progress: @escaping @Sendable (Int64) -> Void) { self.progress = progress }
+
+    func update(cumulative: Int64) {
+        let delta = lock.withLock { () -> Int64 in
+            defer { sent = cumulative }
+            return cumulative - sent
+        }
+        if delta != 0 { progress(delta) }
+    }
+
+    func backOut() { update(cumulative: 0) }
+}
+
+/// An `UploadSource` as an HTTP body: opened (through its tree) on the transfer thread, again on
+/// each rewind.
+struct UploadBody: HTTPBodySource {
+    let source: UploadSource
+    init(_ source: UploadSource) { self.source = source }
+    var length: Int64 { source.size }
+    func open() throws -> any HTTPBodyReader { Reader(file: try source.open()) }
+
+    final class Reader: HTTPBodyReader {
+        let file: any ReadableFile
+        init(file: any ReadableFile) { self.file = file }
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try file.read(into: buffer) }
     }
 }
 

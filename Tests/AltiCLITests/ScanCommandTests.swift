@@ -184,11 +184,16 @@ struct ScanCommandTests {
     }
 
     @Test func checkpointIntervalFromTheEnvironment() {
-        #expect(Scan.checkpointInterval([:]) == nil)
-        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "250"]) == .milliseconds(250))
-        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "0"]) == .zero)
-        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "-1"]) == nil)
-        #expect(Scan.checkpointInterval(["ALTI_SCAN_CHECKPOINT_MS": "soon"]) == nil)
+        func interval(_ env: [String: String]) -> Duration? {
+            var context = CommandContext.live
+            context.environment = env
+            return context.scanCheckpointInterval
+        }
+        #expect(interval([:]) == nil)
+        #expect(interval(["ALTI_SCAN_CHECKPOINT_MS": "250"]) == .milliseconds(250))
+        #expect(interval(["ALTI_SCAN_CHECKPOINT_MS": "0"]) == .zero)
+        #expect(interval(["ALTI_SCAN_CHECKPOINT_MS": "-1"]) == nil)
+        #expect(interval(["ALTI_SCAN_CHECKPOINT_MS": "soon"]) == nil)
     }
 
     @Test func rendererFormatsBytesAndProgress() {

@@ -18,7 +18,7 @@ actor FakeServer {
     func count(_ op: String) { calls[op, default: 0] += 1 }
     func setRejectNextPuts(_ n: Int) { rejectNextPuts = n }
     func setLifetime(_ s: Int) { urlLifetime = s }
-    func seed(_ sha1: String, state: String) {
+    func seed(_ sha1: String, state: ImageState) {
         nextID += 1
         images[sha1] = RemoteImage(id: "img\(nextID)", state: state, filename: "\(sha1).jpg")
     }
@@ -27,19 +27,25 @@ actor FakeServer {
         if var existing = images[r.sha1] {
             if !existing.isDone { existing.state = "Pending" }
             images[r.sha1] = existing
-            return RegisteredImage(image: existing, uploadURL: "http://s3.test/\(existing.id)?X-Amz-Expires=\(urlLifetime)&X-Amz-Signature=s")
+            return RegisteredImage(image: existing, grant: grant(existing.id))
         }
         nextID += 1
         let image = RemoteImage(id: "img\(nextID)", state: "Pending", name: r.filename, filename: "\(r.sha1).jpg")
         images[r.sha1] = image
-        return RegisteredImage(image: image, uploadURL: "http://s3.test/\(image.id)?X-Amz-Expires=\(urlLifetime)&X-Amz-Signature=s")
+        return RegisteredImage(image: image, grant: grant(image.id))
     }
 
-    func put(url: String, size: Int64) -> PutOutcome {
+    /// A URL grant whose lifetime the storage fills in (as S3Storage does).
+    func grant(_ id: String) -> UploadGrant {
+        .presignedURL("http://s3.test/\(id)?X-Amz-Expires=\(urlLifetime)&X-Amz-Signature=s", expiresAt: nil,
+                      lifetime: Double(urlLifetime))
+    }
+
+    func put(url: String, size: Int64) -> TransferOutcome {
         count("PUT")
         if rejectNextPuts > 0 {
             rejectNextPuts -= 1
-            return .urlRejected(code: "AccessDenied", message: "Request has expired")
+            return .grantRejected(code: "AccessDenied", message: "Request has expired")
         }
         let id = String(url.dropFirst("http://s3.test/".count).prefix { $0 != "?" })
         putsPerImage[id, default: 0] += 1
@@ -69,12 +75,6 @@ struct FakeCatalog: RemoteCatalog {
         for c in checksums { if let i = await server.images[c] { out[c] = i } }
         return out
     }
-    func registerS3(project: String, bucket: String, images: [ImageRegistration]) async throws -> [String: Result<RegisteredImage, AltiError>] {
-        await server.count("register")
-        var out: [String: Result<RegisteredImage, AltiError>] = [:]
-        for i in images { out[i.sha1] = .success(await server.register(i)) }
-        return out
-    }
     func startUpload(imageIDs: [String]) async throws -> [String: RemoteImage] {
         await server.count("start")
         var out: [String: RemoteImage] = [:]
@@ -91,12 +91,37 @@ struct FakeCatalog: RemoteCatalog {
     func preStartReconstruction(project: String) async throws -> ReconstructionOutcome { ReconstructionOutcome(taskID: "t") }
 }
 
-struct FakeUploader: BlobUploader {
+/// The storage port over the fake server: URL grants whose expiry is counted on `now` (as
+/// S3Storage counts it on the local clock).
+struct FakeStorage: ImageStorage {
     let server: FakeServer
-    func put(_ source: UploadSource, contentType: String, url: String, progress: @escaping @Sendable (Int64) -> Void) async throws -> PutOutcome {
+    var now: @Sendable () -> Date = { Date() }
+    var cloud: String { "S3" }
+    var bucket: String { "Paris" }
+    var batchLimit: Int { 100 }
+
+    func register(project: String, images: [ImageRegistration]) async throws -> [String: Result<RegisteredImage, AltiError>] {
+        await server.count("register")
+        let receivedAt = now()
+        var out: [String: Result<RegisteredImage, AltiError>] = [:]
+        for i in images {
+            var registered = await server.register(i)
+            if case .presignedURL(let url, _, let lifetime?) = registered.grant {
+                registered.grant = .presignedURL(url, expiresAt: receivedAt.addingTimeInterval(lifetime), lifetime: lifetime)
+            }
+            out[i.sha1] = .success(registered)
+        }
+        return out
+    }
+
+    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant,
+                  progress: @escaping @Sendable (Int64) -> Void) async throws -> TransferOutcome {
+        guard case .presignedURL(let url, _, _) = grant else { return .failed(reason: "no URL") }
         progress(source.size)
         return await server.put(url: url, size: source.size)
     }
+
+    func complete(imageID: String) async throws -> RemoteImage? { nil }
 }
 
 func makeItems(_ n: Int) -> [SyncItem] {
@@ -127,30 +152,30 @@ func fastOptions() -> SyncOptions {
         let journal = try tempJournal()
         let items = makeItems(250)
         let recorder = SyncRecorder(initial: [:], journals: [journal])
-        let engine = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let engine = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: recorder, options: fastOptions())
-        let report = try await engine.run(items: items, project: "p", bucket: "Paris")
+        let report = try await engine.run(items: items, project: "p", storage: FakeStorage(server: server))
         #expect(report.ready.count == 250)
-        #expect(report.puts == 250)
+        #expect(engine.recorder.metrics.snapshot.transfers == 250)
         #expect(await server.putsPerImage.count == 250)
         #expect(await server.putsPerImage.values.allSatisfy { $0 == 1 })
         #expect(await server.calls["hasImage"] == 3)  // ceil(250/100)
         let facts = await recorder.facts
-        #expect(facts.values.allSatisfy { $0.state == "Ready" && $0.imageID != nil })
+        #expect(facts.values.allSatisfy { $0.state == .ready && $0.id != nil })
 
         // The journal alone reproduces the same facts.
-        var replayed: [String: ImageFacts] = [:]
-        for event in try SyncJournal.read(path: journal.path) { replayed[event.sha1, default: ImageFacts()].apply(event) }
+        var replayed: [String: ServerFacts] = [:]
+        for event in try SyncJournal.read(path: journal.path) { replayed[event.sha1, default: ServerFacts()].apply(event) }
         #expect(replayed.mapValues(\.imageID) == facts.mapValues(\.imageID))
         #expect(replayed.mapValues(\.state) == facts.mapValues(\.state))
 
         // Second run from the recorded facts: no lookups, no registrations, no PUTs.
-        let second = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let second = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: SyncRecorder(initial: facts, journals: [try tempJournal()]), options: fastOptions())
         let before = await server.calls
-        let again = try await second.run(items: items, project: "p", bucket: "Paris")
+        let again = try await second.run(items: items, project: "p", storage: FakeStorage(server: server))
         #expect(again.alreadyReady == 250)
-        #expect(again.puts == 0)
+        #expect(second.recorder.metrics.snapshot.transfers == 0)
         #expect(await server.calls == before)
     }
 
@@ -160,11 +185,11 @@ func fastOptions() -> SyncOptions {
         await server.seed(items[0].sha1, state: "Ready")
         await server.seed(items[1].sha1, state: "Invalid")
         await server.seed(items[2].sha1, state: "Pending")
-        let engine = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let engine = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: fastOptions())
-        let report = try await engine.run(items: items, project: "p", bucket: "Paris")
+        let report = try await engine.run(items: items, project: "p", storage: FakeStorage(server: server))
         #expect(Set(report.toSend) == Set(items[1...].map(\.sha1)))
-        #expect(report.puts == 5)
+        #expect(engine.recorder.metrics.snapshot.transfers == 5)
         #expect(report.ready.count == 6)
     }
 
@@ -172,20 +197,20 @@ func fastOptions() -> SyncOptions {
         let server = FakeServer()
         await server.setRejectNextPuts(1)
         var options = fastOptions()
-        options.jobs = 1
+        options.transfers = 1
         let items = makeItems(1)
-        let engine = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let engine = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: options)
-        let report = try await engine.run(items: items, project: "p", bucket: "Paris")
+        let report = try await engine.run(items: items, project: "p", storage: FakeStorage(server: server))
         #expect(report.ready.count == 1)
-        #expect(report.urlRefreshes == 1)
+        #expect(engine.recorder.metrics.snapshot.grantRefreshes == 1)
         #expect(await server.calls["register"] == 2)
 
         let server2 = FakeServer()
         await server2.setRejectNextPuts(2)
-        let engine2 = SyncEngine(catalog: FakeCatalog(server: server2), uploader: FakeUploader(server: server2),
+        let engine2 = SyncEngine(catalog: FakeCatalog(server: server2),
                                  recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: options)
-        let report2 = try await engine2.run(items: items, project: "p", bucket: "Paris")
+        let report2 = try await engine2.run(items: items, project: "p", storage: FakeStorage(server: server2))
         #expect(report2.failed.count == 1)
         #expect(await server2.calls["PUT"] == 2)  // never a third try with a refused URL
         #expect(!report2.allReady)
@@ -195,14 +220,16 @@ func fastOptions() -> SyncOptions {
         let server = FakeServer()
         await server.setLifetime(40)
         var options = fastOptions()
-        options.jobs = 1
+        options.transfers = 1
         // The clock jumps 35 s between registration and PUT: 5 s left < 40/4 = 10 s margin.
         let clock = SteppingClock(step: 35)
-        let engine = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let engine = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: options,
                                 now: { clock.next() })
-        let report = try await engine.run(items: makeItems(1), project: "p", bucket: "Paris")
-        #expect(report.urlRefreshes >= 1)
+        let report = try await engine.run(items: makeItems(1), project: "p",
+                                          storage: FakeStorage(server: server, now: { clock.next() }))
+        #expect(report.failed.isEmpty)
+        #expect(engine.recorder.metrics.snapshot.grantRefreshes >= 1)
         #expect(await server.calls["PUT"] == 1)
     }
 
@@ -210,10 +237,10 @@ func fastOptions() -> SyncOptions {
         let server = FakeServer()
         await server.setProcess(false)
         let items = makeItems(3)
-        let engine = SyncEngine(catalog: FakeCatalog(server: server), uploader: FakeUploader(server: server),
+        let engine = SyncEngine(catalog: FakeCatalog(server: server),
                                 recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: fastOptions(),
                                 sleep: { _ in await server.finishProcessing() })
-        let report = try await engine.run(items: items, project: "p", bucket: "Paris")
+        let report = try await engine.run(items: items, project: "p", storage: FakeStorage(server: server))
         #expect(report.ready.count == 3)
         #expect((await server.calls["states"] ?? 0) >= 1)
     }

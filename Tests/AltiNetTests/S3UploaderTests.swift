@@ -47,10 +47,22 @@ import Testing
         #expect(calls.requests.allSatisfy { $0.url == url && $0.method == "PUT" })
         #expect(calls.requests[0].headers.map(\.name) == ["Content-Type"])
         #expect(calls.requests[0].header("Content-Type") == "image/jpeg")
-        if case .file(_, let offset, let length) = calls.requests[0].body {
-            #expect(offset == 0 && length == 1000)
-        } else {
-            Issue.record("the body must stream from the file")
+        guard case .stream(let body) = calls.requests[0].body else {
+            Issue.record("the body must stream from the source tree")
+            return
+        }
+        // Each pass opens the file anew and yields exactly its bytes.
+        #expect(body.length == 1000)
+        for _ in 0..<2 {
+            let reader = try body.open()
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 300)
+            while true {
+                let n = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
+                if n == 0 { break }
+                bytes += chunk[0..<n]
+            }
+            #expect(bytes == [UInt8](repeating: 7, count: 1000))
         }
     }
 
@@ -59,7 +71,7 @@ import Testing
         defer { tree.remove() }
         let calls = Calls([403])
         let outcome = try await uploader(calls).put(try source(tree), contentType: "image/jpeg", url: "http://x/y") { _ in }
-        #expect(outcome == .urlRejected(code: "AccessDenied", message: "Request has expired"))
+        #expect(outcome == .grantRejected(code: "AccessDenied", message: "Request has expired"))
         #expect(calls.requests.count == 1)
     }
 

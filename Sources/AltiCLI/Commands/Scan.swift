@@ -2,8 +2,8 @@ import AltiCore
 import ArgumentParser
 import Foundation
 
-/// `alti scan PATH... [--manifest FILE] [--json] [--rebuild] [--jobs N]`: parses, calls
-/// `ScanService`, renders. Works offline.
+/// `alti scan PATH... [--manifest FILE] [--format json] [--rebuild] [--hash-jobs N]`: parses,
+/// calls `ScanService`, renders. Works offline.
 struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find the images under folders and record them (size, SHA-1, type, pixels) in the manifest.",
@@ -23,13 +23,15 @@ struct Scan: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Manifest file to use instead of PATH/.alti/manifest.json (one PATH only).", valueName: "file"))
     var manifest: String?
 
-    @Flag(name: .long, help: "Print the summary as one JSON object.")
-    var json = false
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     @Flag(name: .long, help: "Move an unreadable manifest aside (manifest.json.corrupt-<time>) and start over; with a valid one, hash every file again (server facts are kept).")
     var rebuild = false
 
-    @Option(name: .long, help: ArgumentHelp("Files hashed in parallel (default: 2 per core).", valueName: "n"))
+    @OptionGroup(title: "Hashing") var hashing: HashingOptions
+
+    /// The first name of --hash-jobs, kept so existing scripts keep working.
+    @Option(name: .customLong("jobs"), help: .hidden)
     var jobs: Int?
 
     func validate() throws {
@@ -41,20 +43,20 @@ struct Scan: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let progress = ProgressLine.forStandardError()
+        let context = CommandContext.current
+        let progress = context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
         var sink: (@Sendable (ScanProgress) -> Void)?
         if let progress { sink = { progress.update($0) } }
         var service = ScanService()
-        if let interval = Self.checkpointInterval(ProcessInfo.processInfo.environment) {
-            service.checkpointInterval = interval
-        }
+        if let interval = context.scanCheckpointInterval { service.checkpointInterval = interval }
         // Ctrl-C/SIGTERM: the first cancels the scan, which saves what it hashed and ends with
         // ScanInterrupted (exit 130); a second one exits at once. The handler is installed before
         // the scan starts, so no signal can kill it without a save.
         let holder = CancellableTask()
-        let interruption = Interruption { holder.cancel() }
+        let interruption = Interruption(write: context.standardError) { holder.cancel() }
         defer { interruption.remove() }
-        let (paths, manifest, rebuild, jobs) = (self.paths, self.manifest, self.rebuild, self.jobs ?? ScanService.defaultJobs)
+        let (paths, manifest, rebuild) = (self.paths, self.manifest, self.rebuild)
+        let jobs = hashing.hashJobs ?? self.jobs ?? ScanService.defaultJobs
         let work = Task {
             try await service.scan(paths: paths, manifestOverride: manifest, rebuild: rebuild, jobs: jobs, progress: sink)
         }
@@ -65,17 +67,13 @@ struct Scan: AsyncParsableCommand {
             progress?.finish()
         } catch let stopped as ScanInterrupted {
             progress?.finish()
-            let hashed = stopped.filesHashed == 1 ? "1 file" : "\(stopped.filesHashed) files"
-            throw AltiError(.interrupted, stopped.filesHashed == 0
-                ? "interrupted before any file of \(stopped.root) was hashed; run the same command again to scan it"
-                : "interrupted: \(hashed) of \(stopped.root) hashed and saved in \(stopped.manifest); run the same command again to continue (they are not hashed again)")
+            throw stopped.asAltiError
         } catch {
             progress?.finish()
             throw error
         }
         let reports = sources.map(\.report)
-        let output = json ? try ScanRenderer.json(reports) : ScanRenderer.text(reports)
-        FileHandle.standardOutput.write(Data(output.utf8))
+        context.standardOutput(output.resolved == .json ? try ScanRenderer.json(reports) : ScanRenderer.text(reports))
         if let dead = reports.first(where: \.nothingReadable) {
             let first = dead.problems.first { $0.verdict == .unreadable }.map { "\($0.path): \($0.detail ?? "")" }
                 ?? dead.unreadableOtherFiles.first.map { "\($0.path): \($0.detail)" } ?? ""
@@ -84,11 +82,13 @@ struct Scan: AsyncParsableCommand {
     }
 }
 
-extension Scan {
-    /// `ALTI_SCAN_CHECKPOINT_MS`: how often a long scan saves what it has hashed (default 15 s).
-    static func checkpointInterval(_ env: [String: String]) -> Duration? {
-        guard let ms = env["ALTI_SCAN_CHECKPOINT_MS"].flatMap(Int.init), ms >= 0 else { return nil }
-        return .milliseconds(ms)
+extension ScanInterrupted {
+    /// The one line both `scan` and `sync` print when Ctrl-C stopped the hashing.
+    var asAltiError: AltiError {
+        let hashed = filesHashed == 1 ? "1 file" : "\(filesHashed) files"
+        return AltiError(.interrupted, filesHashed == 0
+            ? "interrupted before any file of \(root) was hashed; run the same command again to scan it"
+            : "interrupted: \(hashed) of \(root) hashed and saved in \(manifest); run the same command again to continue (they are not hashed again)")
     }
 }
 

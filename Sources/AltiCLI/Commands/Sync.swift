@@ -1,12 +1,9 @@
-import AltiAPI
 import AltiCore
-import AltiNet
-import AltiStorage
 import ArgumentParser
 import Foundation
 
-/// `alti sync PATH... --project PID`: parses and validates, wires the real context (libcurl
-/// transport, GraphQL client, S3 uploader), calls `SyncService`, renders, maps to an exit code.
+/// `alti sync PATH... --project PID`: parses and validates, builds the request, runs
+/// `SyncService` with the context's server, renders, maps the outcome to an exit code.
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
@@ -33,8 +30,9 @@ struct Sync: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Bucket (default: the manifest's, else the server's nearest).", valueName: "name"))
     var bucket: String?
 
-    @Option(name: .long, help: ArgumentHelp("Parallel uploads (default 4: one uplink gains nothing from more streams).", valueName: "n"))
-    var jobs: Int = 4
+    @OptionGroup(title: "Transfers") var transfers: TransferOptions
+
+    @OptionGroup(title: "Hashing") var hashing: HashingOptions
 
     @Option(name: .long, help: ArgumentHelp("Wait at most this long for the server to verify the images (default 600).", valueName: "seconds"))
     var wait: Double?
@@ -45,8 +43,7 @@ struct Sync: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print what would be registered and sent; change nothing on the server.")
     var dryRun = false
 
-    @Flag(name: .long, help: "Print one JSON report at the end instead of the text summary.")
-    var json = false
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     @Flag(name: .customLong("start-reconstruction"), help: "When every image is Ready, start the reconstruction.")
     var startReconstruction = false
@@ -60,7 +57,6 @@ struct Sync: AsyncParsableCommand {
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one folder to sync") }
         if project.isEmpty { throw ValidationError("--project must not be empty") }
-        if jobs < 1 || jobs > 64 { throw ValidationError("--jobs must be between 1 and 64") }
         if noWait, wait != nil { throw ValidationError("--wait and --no-wait exclude each other") }
         if let wait, wait < 0 { throw ValidationError("--wait must be 0 or more seconds") }
         if startReconstruction, startAnyway { throw ValidationError("--start-reconstruction and --start-anyway exclude each other") }
@@ -68,37 +64,39 @@ struct Sync: AsyncParsableCommand {
         if let cloud, cloud.uppercased() != "S3" { throw ValidationError("--cloud \(cloud) is not supported yet; use s3") }
     }
 
-    func run() async throws {
-        let resolved = try connection.resolve()
-        let (key, token) = try resolved.requireCredentials()
-        let environment = ProcessInfo.processInfo.environment
-        let transport = CurlTransport(maxConcurrentTransfers: jobs + 4)
-        let retry = RetryPolicy.fromEnvironment(environment)
-        let counter = RequestCounter()
-        let client = GraphQLClient(
-            credentials: APICredentials(origin: resolved.endpoint, key: key, token: token), retry: retry, counter: counter,
-            post: GraphQLOverHTTP.post(using: transport))
-        let retries = ByteCounter()
-        let uploader = S3PresignedUploader(
-            transport: transport, retry: retry, limits: Self.uploadLimits(environment), onRetry: { retries.add(1) })
-
+    var request: SyncRequest {
         var options = SyncOptions()
-        options.jobs = jobs
+        options.transfers = transfers.resolved
         options.dryRun = dryRun
         options.waitLimit = noWait ? nil : .milliseconds(Int64((wait ?? 600) * 1000))
-        let request = SyncRequest(
-            paths: paths, manifestOverride: manifest, project: project, cloud: cloud, bucket: bucket, options: options,
-            startReconstruction: startReconstruction, startAnyway: startAnyway)
+        var request = SyncRequest(paths: paths, project: project, manifestOverride: manifest, cloud: cloud, bucket: bucket,
+                                  options: options)
+        request.startReconstruction = startReconstruction
+        request.startAnyway = startAnyway
+        request.hashJobs = hashing.hashJobs ?? ScanService.defaultJobs
+        return request
+    }
 
-        let display = SyncProgressDisplay.forStandardError(json: json)
-        var service = SyncService(
-            catalog: AltizureCatalog(client: client), uploader: uploader, endpoint: resolved.endpoint, requestCounter: counter)
-        let scanLine = json ? nil : ProgressLine.forStandardError()
+    func run() async throws {
+        let context = CommandContext.current
+        let resolved = try connection.resolve(environment: context.environment)
+        let (key, token) = try resolved.requireCredentials()
+        let metrics = SyncMetrics()
+        let server = try context.connect(ServerConnection(
+            endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
+            uploadLimits: context.uploadLimits, metrics: metrics))
+        let format = output.resolved
+
+        var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
+        if let interval = context.scanCheckpointInterval { service.scanner.checkpointInterval = interval }
+        let scanLine = format == .text && context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
         if let scanLine { service.scanProgress = { scanLine.update($0) } }
-        if let display { service.onRecorder = { display.start($0, putRetries: retries, requests: counter) } }
+        let display = format == .text ? SyncProgressDisplay(isTerminal: context.standardErrorIsTerminal, write: context.standardError) : nil
+        if let display { service.onRecorder = { await display.start($0) } }
 
+        let request = self.request
         let work = Task { try await service.run(request) }
-        let interruption = Interruption { work.cancel() }
+        let interruption = Interruption(write: context.standardError) { work.cancel() }
         defer { interruption.remove() }
         let summary: SyncSummary
         do {
@@ -108,22 +106,13 @@ struct Sync: AsyncParsableCommand {
         } catch {
             scanLine?.finish()
             await display?.stop()
+            if let stopped = error as? ScanInterrupted { throw stopped.asAltiError }
             if interruption.wasInterrupted, error is CancellationError {
                 throw AltiError(.interrupted, "interrupted: everything recorded so far (hashes, server answers) is saved; run the same command again to continue")
             }
             throw error
         }
-        let output = json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary)
-        FileHandle.standardOutput.write(Data(output.utf8))
+        context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
         if let code = SyncRenderer.exitCode(summary) { throw ExitCode(code) }
-    }
-
-    /// Low-speed abort defaults to below 1 KiB/s for 30 s; `ALTI_LOW_SPEED_TIME` (seconds) and
-    /// `ALTI_LOW_SPEED_LIMIT` (bytes/s) tune it for links that are slower still (and for tests).
-    static func uploadLimits(_ env: [String: String]) -> HTTPLimits {
-        var limits = HTTPLimits()
-        if let t = env["ALTI_LOW_SPEED_TIME"].flatMap(Double.init), t > 0 { limits.lowSpeedTime = t }
-        if let l = env["ALTI_LOW_SPEED_LIMIT"].flatMap(Int.init), l > 0 { limits.lowSpeedLimit = l }
-        return limits
     }
 }

@@ -9,11 +9,10 @@ final class ProgressLine: @unchecked Sendable {
     private var lastDraw: UInt64 = 0
     private var drawn = false
     private static let interval: UInt64 = 250_000_000
+    private let write: @Sendable (String) -> Void
 
-    /// A progress line if stderr is a terminal, else nil.
-    static func forStandardError() -> ProgressLine? {
-        isatty(STDERR_FILENO) == 1 ? ProgressLine() : nil
-    }
+    /// `write` goes to a terminal: the line is redrawn in place.
+    init(write: @escaping @Sendable (String) -> Void) { self.write = write }
 
     func update(_ p: ScanProgress) {
         let now = DispatchTime.now().uptimeNanoseconds
@@ -23,7 +22,7 @@ final class ProgressLine: @unchecked Sendable {
             drawn = true
             return Self.format(p, elapsedNs: now - started)
         }
-        if let line { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
+        if let line { write("\r\u{1B}[K" + line) }
     }
 
     func finish() {
@@ -31,7 +30,7 @@ final class ProgressLine: @unchecked Sendable {
             defer { drawn = false }
             return drawn
         }
-        if clear { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if clear { write("\r\u{1B}[K") }
     }
 
     static func format(_ p: ScanProgress, elapsedNs: UInt64) -> String {

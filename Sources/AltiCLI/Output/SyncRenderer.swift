@@ -41,10 +41,11 @@ enum SyncRenderer {
             lines.append("  nothing was changed on the server (dry run)")
             return lines.joined(separator: "\n") + "\n"
         }
-        if r.puts > 0 || r.registrations > 0 {
-            lines.append("  sent \(r.puts) images (\(ScanRenderer.bytes(r.bytesSent))) in \(String(format: "%.1f", s.seconds)) s; \(r.registrations) registrations, \(r.urlRefreshes) URL refreshes, \(s.graphQLRequests) API requests")
+        let m = s.metrics
+        if m.transfers > 0 || m.registrations > 0 {
+            lines.append("  sent \(m.transfers) images (\(ScanRenderer.bytes(m.bytesStored))) in \(String(format: "%.1f", s.seconds)) s; \(m.registrations) registrations, \(m.grantRefreshes) URL refreshes, \(m.apiRequests) API requests")
         } else {
-            lines.append("  sent nothing; \(s.graphQLRequests) API request\(s.graphQLRequests == 1 ? "" : "s")")
+            lines.append("  sent nothing; \(m.apiRequests) API request\(m.apiRequests == 1 ? "" : "s")")
         }
         lines.append("  Ready \(r.ready.count) · Invalid \(r.invalid.count) · processing \(r.processing.count) · failed \(r.failed.count)\(r.notSent.isEmpty ? "" : " · not sent \(r.notSent.count)")")
         for (sha1, errors) in r.invalid.sorted(by: { $0.key < $1.key }) {
@@ -139,9 +140,10 @@ enum SyncRenderer {
             processing: r.processing.map(path).sorted(),
             failed: Dictionary(uniqueKeysWithValues: r.failed.map { (path($0.key), $0.value) }),
             notSent: r.notSent.map(path).sorted(),
-            requests: ["graphql": s.graphQLRequests, "graphqlRetries": s.graphQLRetries, "put": r.puts,
-                       "registrations": r.registrations, "urlRefreshes": r.urlRefreshes],
-            bytesSent: r.bytesSent, filesHashed: s.sources.reduce(0) { $0 + $1.filesHashed }, seconds: s.seconds,
+            requests: ["graphql": s.metrics.apiRequests, "graphqlRetries": s.metrics.apiRetries, "put": s.metrics.transfers,
+                       "putRetries": s.metrics.transferRetries, "registrations": s.metrics.registrations,
+                       "urlRefreshes": s.metrics.grantRefreshes],
+            bytesSent: s.metrics.bytesStored, filesHashed: s.sources.reduce(0) { $0 + $1.filesHashed }, seconds: s.seconds,
             reconstruction: reconstruction)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -149,54 +151,84 @@ enum SyncRenderer {
     }
 }
 
-/// The live display: on a terminal one line rewritten 4 times a second (images and bytes done of
-/// total, rate, ETA, retries); otherwise a plain line every 10 seconds. Reads the recorder; it
-/// never slows the upload.
+/// The live display: subscribes to the recorder's event stream (phase, plan, each journaled
+/// event) and reads the byte and retry counts from the metrics. On a terminal one line is
+/// rewritten 4 times a second (images and bytes done of total, rate, ETA, retries); otherwise a
+/// plain line every 10 seconds. It never slows the upload: events are buffered.
 final class SyncProgressDisplay: @unchecked Sendable {
     let isTerminal: Bool
-    private var task: Task<Void, Never>?
+    let write: @Sendable (String) -> Void
+    private var tasks: [Task<Void, Never>] = []
     private let lock = NSLock()
+    private var tally = Tally()
 
-    init(isTerminal: Bool) { self.isTerminal = isTerminal }
-
-    static func forStandardError(json: Bool) -> SyncProgressDisplay? {
-        if json { return nil }
-        return SyncProgressDisplay(isTerminal: isatty(STDERR_FILENO) == 1)
+    /// What the events have said so far.
+    struct Tally {
+        var phase: SyncPhase = .scanning
+        var plannedImages = 0
+        var plannedBytes: Int64 = 0
+        var stored = 0
+        var failed = 0
     }
 
-    func start(_ recorder: SyncRecorder, putRetries: ByteCounter, requests: RequestCounter) {
+    init(isTerminal: Bool, write: @escaping @Sendable (String) -> Void) {
+        self.isTerminal = isTerminal
+        self.write = write
+    }
+
+    func start(_ recorder: SyncRecorder) async {
+        let events = await recorder.events()
+        let metrics = recorder.metrics
+        let listen = Task { [self] in
+            for await event in events { self.apply(event) }
+        }
         let isTerminal = self.isTerminal
-        let t = Task.detached {
+        let draw = Task.detached { [self] in
             let started = Date()
             var lastPlain = Date()
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
-                let phase = await recorder.phase
-                guard phase == "uploading" || phase == "waiting" else { continue }
-                let planned = await recorder.plannedImages
-                let plannedBytes = await recorder.plannedBytes
-                let done = await recorder.putCount
-                let sent = recorder.bytesSent.total
-                let elapsed = Date().timeIntervalSince(started)
-                let rate = elapsed > 0 ? Double(sent) / elapsed : 0
-                let eta = rate > 0 ? Double(max(0, plannedBytes - sent)) / rate : 0
-                let retries = putRetries.total + Int64(await requests.retries)
-                let line = "\(phase) \(done)/\(planned) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(retries)"
+                let t = lock.withLock { tally }
+                guard t.phase == .uploading || t.phase == .waiting else { continue }
+                let line = Self.line(t, metrics: metrics.snapshot, elapsed: Date().timeIntervalSince(started))
                 if isTerminal {
-                    FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+                    write("\r\u{1B}[K\(line)")
                 } else if Date().timeIntervalSince(lastPlain) >= 10 {
                     lastPlain = Date()
-                    FileHandle.standardError.write(Data("alti: \(line)\n".utf8))
+                    write("alti: \(line)\n")
                 }
             }
         }
-        lock.withLock { task = t }
+        lock.withLock { tasks = [listen, draw] }
+    }
+
+    func apply(_ event: SyncEvent) {
+        lock.withLock {
+            switch event {
+            case .phase(let phase): tally.phase = phase
+            case .planned(let images, let bytes):
+                tally.plannedImages = images
+                tally.plannedBytes = bytes
+            case .recorded(let e) where e.kind == .stored: tally.stored += 1
+            case .recorded(let e) where e.kind == .failed: tally.failed += 1
+            default: break
+            }
+        }
+    }
+
+    static func line(_ t: Tally, metrics m: SyncMetrics.Snapshot, elapsed: Double) -> String {
+        let sent = m.bytesInFlight
+        let rate = elapsed > 0 ? Double(sent) / elapsed : 0
+        let eta = rate > 0 ? Double(max(0, t.plannedBytes - sent)) / rate : 0
+        var line = "\(t.phase.rawValue) \(t.stored)/\(t.plannedImages) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(t.plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(m.retries)"
+        if t.failed > 0 { line += " · failed \(t.failed)" }
+        return line
     }
 
     func stop() async {
-        let t = lock.withLock { task }
-        t?.cancel()
-        await t?.value
-        if isTerminal, t != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let running = lock.withLock { tasks }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
+        if isTerminal, !running.isEmpty { write("\r\u{1B}[K") }
     }
 }

@@ -238,24 +238,58 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
 
 /// What the server knows about one checksum. Set with `Manifest.setServerFacts(_:forSHA1:)`.
 public struct ServerFacts: Codable, Sendable, Equatable {
+    /// "" when the server has given no id (or the one recorded was voided).
     public var imageID: String
     /// The filename the image has on the server.
     public var filename: String
-    /// The server's image state, as the API spells it.
-    public var state: String
+    /// The server's image state (written as the API spells it).
+    public var state: ImageState
     public var errors: [String]
     public var bucket: String
     /// RFC 3339 UTC: when these facts were last read from the server.
     public var checkedAt: String
 
-    public init(imageID: String, filename: String, state: String, errors: [String] = [], bucket: String,
-                checkedAt: String) {
+    public init(imageID: String = "", filename: String = "", state: ImageState = .absent, errors: [String] = [],
+                bucket: String = "", checkedAt: String = "") {
         self.imageID = imageID
         self.filename = filename
         self.state = state
         self.errors = errors
         self.bucket = bucket
         self.checkedAt = checkedAt
+    }
+
+    /// The recorded image id, if any.
+    public var id: String? { imageID.isEmpty ? nil : imageID }
+
+    /// Applies one journal event. Only server facts change; a local failure is kept elsewhere.
+    /// Events carry absolute facts, so applying one twice changes nothing more.
+    public mutating func apply(_ event: JournalEvent) {
+        switch event.kind {
+        case .registered:
+            imageID = event.imageID ?? imageID
+            filename = event.filename ?? filename
+            bucket = event.bucket ?? bucket
+            state = event.state ?? state
+            errors = event.errors ?? []
+        case .state where event.state == .absent:
+            // hasImage said the project does not have it: an id recorded earlier is void.
+            imageID = ""
+            filename = ""
+            state = .absent
+            errors = []
+        case .started, .state:
+            if let id = event.imageID { imageID = id }
+            if let f = event.filename { filename = f }
+            if let s = event.state { state = s }
+            if let e = event.errors { errors = e }
+        case .stored:
+            // The store has the bytes; until the server says otherwise the image is Uploaded.
+            if !state.isDone { state = .uploaded; errors = [] }
+        case .failed:
+            return
+        }
+        checkedAt = event.at
     }
 }
 

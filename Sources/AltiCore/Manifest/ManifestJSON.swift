@@ -63,7 +63,7 @@ enum ManifestJSON {
             ("errors", .array(s.errors.map(Value.string))),
             ("filename", .string(s.filename)),
             ("imageID", .string(s.imageID)),
-            ("state", .string(s.state)),
+            ("state", .string(s.state.rawValue)),
         ])
     }
 

@@ -151,12 +151,12 @@ public struct ManifestStore: Sendable {
         } catch let error as Manifest.SchemaVersionError {
             switch error {
             case .missing:
-                throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion); move it away or run with --rebuild")
+                throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion)")
             case .newer(let version):
-                throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti, or run with --rebuild to move it aside")
+                throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti")
             }
         } catch {
-            throw AltiError(.dataError, "\(file): \(describe(error, data: data)); fix it, or run with --rebuild to move it aside and start over")
+            throw AltiError(.dataError, "\(file): \(describe(error, data: data))")
         }
     }
 

@@ -1,5 +1,23 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+/// The C `struct stat` of the platform's libc.
+public typealias SystemStat = Glibc.stat
+@inline(__always) func systemOpen(_ path: String, _ flags: Int32) -> Int32 { Glibc.open(path, flags) }
+@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    Glibc.read(fd, buffer, count)
+}
+#elseif canImport(Darwin)
+import Darwin
+/// The C `struct stat` of the platform's libc.
+public typealias SystemStat = Darwin.stat
+@inline(__always) func systemOpen(_ path: String, _ flags: Int32) -> Int32 { Darwin.open(path, flags) }
+@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    Darwin.read(fd, buffer, count)
+}
+#endif
+
 /// The stat facts the manifest records and the incremental re-scan compares.
 public struct FileStat: Sendable, Equatable {
     public var size: Int64
@@ -14,9 +32,13 @@ public struct FileStat: Sendable, Equatable {
         self.device = device
     }
 
-    init(_ st: stat) {
+    init(_ st: SystemStat) {
         size = Int64(st.st_size)
+        #if canImport(Darwin)
+        mtimeNs = Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
+        #else
         mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        #endif
         inode = UInt64(st.st_ino)
         device = UInt64(st.st_dev)
     }
@@ -59,7 +81,7 @@ public struct POSIXFileReading: FileReading {
     public init() {}
 
     public func open(_ path: String) throws(OSError) -> any ReadableFile {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let fd = systemOpen(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { throw OSError.current("open") }
         #if os(Linux)
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -76,7 +98,7 @@ final class POSIXFile: ReadableFile {
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
         while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let n = systemRead(fd, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }
             if errno != EINTR { throw OSError.current("read") }
         }
@@ -101,7 +123,7 @@ final class POSIXFile: ReadableFile {
     }
 
     func stat() throws(OSError) -> FileStat {
-        var st = Glibc.stat()
+        var st = SystemStat()
         if fstat(fd, &st) != 0 { throw OSError.current("fstat") }
         return FileStat(st)
     }

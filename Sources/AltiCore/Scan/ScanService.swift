@@ -77,16 +77,7 @@ public struct ScanService: Sendable {
         if manifestOverride != nil, paths.count > 1 {
             throw AltiError(.usage, "--manifest names one file, so it takes exactly one PATH (got \(paths.count))")
         }
-        let roots = paths.map(Self.absolutePath)
-        for root in roots {
-            var st = stat()
-            guard stat(root, &st) == 0 else {
-                throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
-            }
-            guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw AltiError(.noInput, "\(root) is not a folder; give the folder that holds the images")
-            }
-        }
+        let roots = try ManifestSession.checkSources(paths)
         var results: [ScannedSource] = []
         for root in roots {
             results.append(try await scanSource(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
@@ -95,56 +86,13 @@ public struct ScanService: Sendable {
         return results
     }
 
-    /// Locks, loads, scans and saves one source.
+    /// Locks, loads, scans and saves one source (a `ManifestSession` opened and closed).
     public func scanSource(root: String, manifestOverride: String?, rebuild: Bool, jobs: Int,
                            progress: (@Sendable (ScanProgress) -> Void)?) async throws -> ScannedSource {
-        let started = now()
-        let location = store.locate(root: root, override: manifestOverride)
-        let lock = try store.lock(location)
-        defer { lock.release() }
-        var previous: Manifest?
-        var movedAside: String?
-        let loaded: Result<Manifest?, AltiError> = Result { () throws(AltiError) -> Manifest? in
-            if let found = try store.load(location.file) { return found }
-            // First scan into the state folder of a card that has its own (now read-only) manifest:
-            // start from it. It cannot be moved aside, so with --rebuild an unreadable one is ignored.
-            guard let seed = location.seed else { return nil }
-            if rebuild { return try? store.load(seed) }
-            return try store.load(seed)
-        }
-        switch loaded {
-        case .success(let manifest):
-            previous = manifest
-        case .failure(let error):
-            guard error.kind == .dataError, rebuild else { throw error }
-            movedAside = try store.moveAside(location.file, nowNs: now()).path
-        }
-        // Checkpoints go through the same atomic save, under the lock held here. The counter is only
-        // touched by `update`'s own task (checkpoints are called from it, never concurrently).
-        let saved = CheckpointCount()
-        let saver = store
-        let clock = now
-        let file = location.file
-        var manifest: Manifest
-        var report: ScanReport
-        do {
-            (manifest, report) = try await update(
-                previous: previous, root: root, rehashAll: rebuild, jobs: jobs, progress: progress,
-                checkpoint: { checkpoint in
-                    try saver.save(checkpoint.manifest, to: file, nowNs: clock)
-                    saved.record(checkpoint)
-                })
-        } catch is CancellationError {
-            let last = saved.last
-            throw ScanInterrupted(root: root, manifest: file.path, filesHashed: last?.filesHashed ?? 0,
-                                  filesToExamine: last?.filesToExamine ?? 0)
-        }
-        manifest = try store.save(manifest, to: location.file, nowNs: now)
-        report.manifest = location.file.path
-        report.manifestIsFallback = location.isFallback
-        report.movedAside = movedAside
-        report.seconds = Double(now() - started) / 1e9
-        return ScannedSource(manifestURL: location.file, manifest: manifest, report: report)
+        let session = try await ManifestSession.open(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
+                                                     scanner: self, jobs: jobs, progress: progress)
+        defer { session.close() }
+        return ScannedSource(manifestURL: session.location.file, manifest: session.manifest, report: session.scanReport)
     }
 
     /// The engine without storage: walks `root`, reuses what `previous` knows, hashes the rest,
@@ -161,7 +109,17 @@ public struct ScanService: Sendable {
     public func update(previous: Manifest?, root: String, rehashAll: Bool = false, jobs: Int = ScanService.defaultJobs,
                        progress: (@Sendable (ScanProgress) -> Void)? = nil,
                        checkpoint: ((ScanCheckpoint) throws -> Void)? = nil) async throws -> (Manifest, ScanReport) {
-        let walk = try TreeWalker.walk(root: root)
+        try await update(previous: previous, tree: FolderTree(root: root, reading: inspector.reader), rehashAll: rehashAll,
+                         jobs: jobs, progress: progress, checkpoint: checkpoint)
+    }
+
+    /// `update(previous:root:...)` over any source tree: its entries are walked and read through it.
+    public func update(previous: Manifest?, tree: any SourceTree, rehashAll: Bool = false,
+                       jobs: Int = ScanService.defaultJobs,
+                       progress: (@Sendable (ScanProgress) -> Void)? = nil,
+                       checkpoint: ((ScanCheckpoint) throws -> Void)? = nil) async throws -> (Manifest, ScanReport) {
+        let root = tree.root
+        let walk = try tree.walk()
         // Every carried-over entry keeps its own racy reference: one without `hashedAtNs` (an older
         // manifest) gets the manifest's `writtenAtNs`, the latest its content can have been read.
         let previousEntries = (previous?.entries ?? []).map { old -> ManifestEntry in
@@ -200,7 +158,7 @@ public struct ScanService: Sendable {
                                           filesToExamine: toInspect.count))
             checkpointed = hashed
         }
-        let results = try await inspectAll(toInspect, root: root, jobs: jobs, progress: progress,
+        let results = try await inspectAll(toInspect, tree: tree, jobs: jobs, progress: progress,
                                            checkpointEvery: checkpoint == nil ? nil : checkpointInterval,
                                            checkpoint: handOver)
         if Task.isCancelled {
@@ -326,17 +284,17 @@ public struct ScanService: Sendable {
     /// `checkpointEvery` of hashing, `checkpoint` gets the results so far and the number of files
     /// hashed. On cancellation no new file is started, reads in flight are abandoned at their next
     /// chunk, and the files they were reading stay nil (not examined), as do files not started.
-    private func inspectAll(_ files: [WalkedFile], root: String, jobs: Int,
+    private func inspectAll(_ files: [WalkedFile], tree: any SourceTree, jobs: Int,
                             progress: (@Sendable (ScanProgress) -> Void)?,
                             checkpointEvery: Duration?,
                             checkpoint: ([Inspected?], Int) throws -> Void) async throws -> [Inspected?] {
         var results = [Inspected?](repeating: nil, count: files.count)
         guard !files.isEmpty else { return results }
         let order = files.indices.sorted { files[$0].stat.size > files[$1].stat.size }
-        let counter = ProgressCounter(root: root, filesTotal: files.count,
+        let counter = ProgressCounter(root: tree.root, filesTotal: files.count,
                                       bytesTotal: files.reduce(0) { $0 + max($1.stat.size, 0) }, sink: progress)
         let stop = StopFlag()
-        let inspector = FileInspector(reader: StoppableReading(base: self.inspector.reader, stop: stop))
+        let inspector = FileInspector(reader: StoppableReading(base: TreeReading(tree: tree), stop: stop))
         let now = self.now
         let clock = ContinuousClock()
         var lastCheckpoint = clock.now
@@ -347,7 +305,7 @@ public struct ScanService: Sendable {
                 var next = 0
                 func add() {
                     let index = order[next]
-                    let path = root + "/" + files[index].path
+                    let path = files[index].path
                     next += 1
                     group.addTask {
                         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Inspected, Never>) in
@@ -472,6 +430,12 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
+}
+
+/// Opens a tree's entries by their relative paths (what the inspector is handed).
+struct TreeReading: FileReading {
+    let tree: any SourceTree
+    func open(_ path: String) throws(OSError) -> any ReadableFile { try tree.open(path) }
 }
 
 /// A `FileReading` whose opens and reads fail with ECANCELED once its flag is set, so a scan that

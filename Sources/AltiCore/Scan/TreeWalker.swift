@@ -52,7 +52,7 @@ public enum TreeWalker {
     /// Walks `root` (an absolute folder path). Throws `noInput` if the root itself cannot be listed.
     public static func walk(root: String) throws(AltiError) -> WalkResult {
         var result = WalkResult()
-        var rootStat = Glibc.stat()
+        var rootStat = SystemStat()
         guard stat(root, &rootStat) == 0 else {
             throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
         }
@@ -72,7 +72,7 @@ public enum TreeWalker {
                 result.unreadableFolders.append(PathProblem(path: relative, detail: error.description))
                 continue
             }
-            var opened = Glibc.stat()
+            var opened = SystemStat()
             // The folder was swapped for something else between listing and opening: leave it.
             guard fstat(fd, &opened) == 0, UInt64(opened.st_dev) == device, UInt64(opened.st_ino) == inode,
                   let dir = fdopendir(fd)
@@ -104,7 +104,7 @@ public enum TreeWalker {
                     continue
                 }
                 let childPath = relative.isEmpty ? name : relative + "/" + name
-                var st = Glibc.stat()
+                var st = SystemStat()
                 if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
                     // Gone between readdir and stat, or not stat-able: report it as a file problem.
                     result.files.append(WalkedFile(path: childPath, stat: FileStat(size: -1, mtimeNs: 0, inode: 0)))

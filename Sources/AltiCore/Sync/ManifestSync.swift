@@ -22,38 +22,31 @@ public enum ManifestSync {
         }
     }
 
-    /// Server facts recorded in the manifest, by checksum.
-    public static func facts(from manifest: Manifest) -> [String: ImageFacts] {
-        var result: [String: ImageFacts] = [:]
+    /// Server facts recorded in the manifest, by checksum (the first entry of a checksum wins:
+    /// a scan gives every entry of one checksum the same facts).
+    public static func facts(from manifest: Manifest) -> [String: ServerFacts] {
+        var result: [String: ServerFacts] = [:]
         for entry in manifest.entries {
             guard let sha1 = entry.sha1, let server = entry.server, result[sha1] == nil else { continue }
-            result[sha1] = ImageFacts(
-                imageID: server.imageID.isEmpty ? nil : server.imageID,
-                filename: server.filename.isEmpty ? nil : server.filename,
-                bucket: server.bucket.isEmpty ? nil : server.bucket,
-                state: server.state.isEmpty ? nil : server.state,
-                errors: server.errors, checkedAt: server.checkedAt)
+            result[sha1] = server
         }
         return result
     }
 
     /// Folds events into the manifest's server facts. Idempotent: events carry absolute facts.
-    /// Returns the number of checksums changed.
+    /// A local failure changes no server fact. Returns the number of checksums changed.
     @discardableResult
     public static func fold(_ events: [JournalEvent], into manifest: inout Manifest) -> Int {
         guard !events.isEmpty else { return 0 }
         var current = facts(from: manifest)
         var touched: Set<String> = []
-        for event in events {
-            current[event.sha1, default: ImageFacts()].apply(event)
+        for event in events where event.kind != .failed {
+            current[event.sha1, default: ServerFacts()].apply(event)
             touched.insert(event.sha1)
         }
         var changed = 0
         for sha1 in touched {
-            guard let f = current[sha1], let state = f.state else { continue }
-            let server = ServerFacts(
-                imageID: f.imageID ?? "", filename: f.filename ?? "", state: state, errors: f.errors,
-                bucket: f.bucket ?? "", checkedAt: f.checkedAt ?? "")
+            guard let server = current[sha1] else { continue }
             if manifest.setServerFacts(server, forSHA1: sha1) > 0 { changed += 1 }
         }
         return changed

@@ -1,18 +1,19 @@
 import Foundation
 
 // The sync engine sees the network only through these protocols: the GraphQL API
-// (`RemoteCatalog`, implemented in AltiAPI) and the byte store (`BlobUploader`, implemented in
-// AltiStorage over libcurl). Engine tests use in-memory fakes; end-to-end tests use the emulator.
+// (`RemoteCatalog`, implemented in AltiAPI) and the storage of one cloud (`ImageStorage`, chosen
+// with the cloud through a `StorageFactory`; S3 and OSS implement it in AltiStorage over libcurl).
+// Engine tests use in-memory fakes; end-to-end tests use the emulator.
 
 /// An image as the server knows it.
 public struct RemoteImage: Sendable, Equatable, Codable {
     public var id: String
-    public var state: String
+    public var state: ImageState
     public var name: String?
     public var filename: String?
     public var errors: [String]
 
-    public init(id: String, state: String, name: String? = nil, filename: String? = nil, errors: [String] = []) {
+    public init(id: String, state: ImageState, name: String? = nil, filename: String? = nil, errors: [String] = []) {
         self.id = id
         self.state = state
         self.name = name
@@ -20,26 +21,7 @@ public struct RemoteImage: Sendable, Equatable, Codable {
         self.errors = errors
     }
 
-    /// Ready, or the legacy ReadyStrong: nothing more to do.
-    public var isDone: Bool { RemoteImage.isDone(state) }
-    /// The bytes arrived; the server is still verifying them.
-    public var isProcessing: Bool { state == "Uploaded" }
-    public var isInvalid: Bool { state == "Invalid" }
-
-    public static func isDone(_ state: String?) -> Bool { state == "Ready" || state == "ReadyStrong" }
-
-    /// To be sent: not in the project (nil, or `Absent` as recorded), registered without bytes
-    /// (`Pending`), or refused (`Invalid`). The upload guide: "re-upload any outstanding image".
-    public static func needsUpload(_ state: String?) -> Bool {
-        guard let state else { return true }
-        return state == "Absent" || state == "Pending" || state == "Invalid" || state.isEmpty
-    }
-
-    /// Neither done nor to be sent: `Uploaded`, or a state this client does not know, which it
-    /// waits on rather than uploading the image again.
-    public static func isInProgress(_ state: String?) -> Bool {
-        !isDone(state) && !needsUpload(state)
-    }
+    public var isDone: Bool { state.isDone }
 }
 
 public struct RemoteProject: Sendable, Equatable {
@@ -94,15 +76,30 @@ public struct ImageRegistration: Sendable, Equatable {
     }
 }
 
-/// A registration's answer: the image and, for S3, its pre-signed PUT URL (a secret: never
-/// logged, never stored).
+/// What the engine holds to send one registered image's bytes. A grant is a secret: never
+/// logged, never stored in the manifest or the journal.
+public enum UploadGrant: Sendable, Equatable {
+    /// S3: a pre-signed PUT URL, usable until `expiresAt` (on the local clock, see `S3Storage`),
+    /// over a lifetime of `lifetime` seconds.
+    case presignedURL(String, expiresAt: Date?, lifetime: TimeInterval?)
+    /// OSS: the object key, written under the storage's own shared credential, which renews itself.
+    case objectKey(String)
+
+    /// When the grant stops working and how long it was valid, if it expires by itself.
+    public var expiry: (at: Date, lifetime: TimeInterval)? {
+        if case .presignedURL(_, let at?, let lifetime?) = self { return (at, lifetime) }
+        return nil
+    }
+}
+
+/// A registration's answer: the image and the grant to send its bytes with.
 public struct RegisteredImage: Sendable, Equatable {
     public var image: RemoteImage
-    public var uploadURL: String?
+    public var grant: UploadGrant
 
-    public init(image: RemoteImage, uploadURL: String?) {
+    public init(image: RemoteImage, grant: UploadGrant) {
         self.image = image
-        self.uploadURL = uploadURL
+        self.grant = grant
     }
 }
 
@@ -128,9 +125,6 @@ public protocol RemoteCatalog: Sendable {
     func project(_ idOrPrefix: String) async throws -> RemoteProject
     /// `hasImage` for each checksum; a missing key or nil = not in the project.
     func hasImages(project: String, checksums: [String]) async throws -> [String: RemoteImage]
-    /// `uploadImageS3` for each; keyed by sha1. A per-image failure is a `.failure`.
-    func registerS3(project: String, bucket: String, images: [ImageRegistration]) async throws
-        -> [String: Result<RegisteredImage, AltiError>]
     /// `startImageUpload` for each image id; keyed by image id.
     func startUpload(imageIDs: [String]) async throws -> [String: RemoteImage]
     /// `project.image` for each image id; keyed by image id (absent = the server lost it).
@@ -139,47 +133,89 @@ public protocol RemoteCatalog: Sendable {
     func preStartReconstruction(project: String) async throws -> ReconstructionOutcome
 }
 
-/// The outcome of one PUT attempt sequence on one URL.
-public enum PutOutcome: Sendable, Equatable {
-    /// The store answered 200.
+/// The outcome of sending one image's bytes (retries of transient failures included).
+public enum TransferOutcome: Sendable, Equatable {
+    /// The store has the bytes.
     case stored
-    /// 403 (expired, signature): this URL will never work again; register again for a fresh one.
-    case urlRejected(code: String, message: String)
-    /// A permanent refusal (other 4xx) or retries exhausted on a transient one.
+    /// The grant will never work again (a refused or expired signed URL, a credential refused
+    /// after its renewal): register again for a fresh one.
+    case grantRejected(code: String, message: String)
+    /// A permanent refusal, the source changed or unreadable, or retries exhausted.
     case failed(reason: String)
 }
 
-/// A file (or, later, an archive member) to send: opened anew for every attempt, so retries
-/// replay it from the start and nothing is held in memory.
-public struct UploadSource: Sendable, Equatable {
+/// The bytes of one image: a file under a source tree (later, an archive member), opened anew
+/// for every attempt so retries replay it from the start and nothing is held in memory.
+public struct UploadSource: Sendable {
+    public var tree: any SourceTree
+    /// Relative to the tree's root.
     public var path: String
     public var size: Int64
-    /// The mtime the scan saw; the uploader refuses a file that changed since (its checksum no
+    /// The mtime the scan saw; an upload refuses a source that changed since (its checksum no
     /// longer matches the registration, and the server would mark it Invalid).
     public var mtimeNs: Int64?
 
-    public init(path: String, size: Int64, mtimeNs: Int64? = nil) {
+    public init(tree: any SourceTree, path: String, size: Int64, mtimeNs: Int64? = nil) {
+        self.tree = tree
         self.path = path
         self.size = size
         self.mtimeNs = mtimeNs
     }
 
-    /// nil when the file is as scanned, else why not.
+    /// A file outside any scanned tree (tests, tools): its folder is the tree.
+    public init(path: String, size: Int64, mtimeNs: Int64? = nil) {
+        let absolute = path.hasPrefix("/") ? path : ScanService.absolutePath(path)
+        let slash = absolute.lastIndex(of: "/")!
+        let folder = slash == absolute.startIndex ? "/" : String(absolute[..<slash])
+        self.init(tree: FolderTree(root: folder), path: String(absolute[absolute.index(after: slash)...]), size: size,
+                  mtimeNs: mtimeNs)
+    }
+
+    /// Where the bytes come from, for messages.
+    public var displayPath: String { tree.displayPath(path) }
+
+    /// Opens the bytes for one attempt.
+    public func open() throws(OSError) -> any ReadableFile { try tree.open(path) }
+
+    /// nil when the source is as scanned, else why not.
     public func changeSinceScan() -> String? {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            return "cannot read \(path): \(String(cString: strerror(errno)))"
+        let st: FileStat
+        do {
+            st = try tree.stat(path)
+        } catch {
+            return "cannot read \(displayPath): \(error.message)"
         }
-        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        if Int64(st.st_size) != size || (mtimeNs != nil && mtime != mtimeNs) {
-            return "\(path) changed since it was scanned; run the same command again to hash and send the new content"
+        if st.size != size || (mtimeNs != nil && st.mtimeNs != mtimeNs) {
+            return "\(displayPath) changed since it was scanned; run the same command again to hash and send the new content"
         }
         return nil
     }
 }
 
-/// The byte side: an HTTP PUT to a pre-signed URL.
-public protocol BlobUploader: Sendable {
-    func put(_ source: UploadSource, contentType: String, url: String,
-             progress: @escaping @Sendable (_ deltaBytes: Int64) -> Void) async throws -> PutOutcome
+/// The storage of one cloud, bound to one bucket: registers windows of images (one request
+/// each), sends one image's bytes under its grant, and completes an image once its bytes are
+/// stored. The engine keeps windows, staleness, budgets and the journal; what is specific to a
+/// cloud (URL lifetimes, shared credentials, signatures) lives behind this.
+public protocol ImageStorage: Sendable {
+    /// "S3" or "OSS", as the API names clouds.
+    var cloud: String { get }
+    var bucket: String { get }
+    /// Most registrations in one request.
+    var batchLimit: Int { get }
+    /// Registers each image (one aliased request); keyed by sha1. A per-image refusal is a `.failure`.
+    func register(project: String, images: [ImageRegistration]) async throws -> [String: Result<RegisteredImage, AltiError>]
+    /// Sends the bytes, retrying transient failures. `progress` gets byte deltas (negative when a
+    /// failed attempt is backed out). Throws `CancellationError` when cancelled.
+    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant,
+                  progress: @escaping @Sendable (_ deltaBytes: Int64) -> Void) async throws -> TransferOutcome
+    /// Called once the bytes are stored: the server's completion step for this cloud (OSS:
+    /// `doneImageUpload`); nil when the cloud needs none (S3: the store tells the server).
+    func complete(imageID: String) async throws -> RemoteImage?
+}
+
+/// Makes the storage for a cloud once the cloud and bucket are chosen.
+public protocol StorageFactory: Sendable {
+    /// The clouds this client can upload to, in order of preference.
+    var supportedClouds: [String] { get }
+    func storage(cloud: String, bucket: String) throws -> any ImageStorage
 }

@@ -35,3 +35,49 @@ public struct RetryPolicy: Sendable {
         return policy
     }
 }
+
+/// What one attempt of a retried operation came to.
+public enum RetryStep<Value: Sendable>: Sendable {
+    /// Done: return this (a success, or a failure that a retry would not mend).
+    case finished(Value)
+    /// A transient failure (a lost connection, 408, 429, 5xx): try again after a backoff.
+    case retry(because: String)
+}
+
+/// Retries ran out; `lastProblem` says what the last attempt met.
+public struct RetriesExhausted: Error, Sendable, Equatable {
+    public var attempts: Int
+    public var lastProblem: String
+}
+
+extension RetryPolicy {
+    /// HTTP statuses worth another try on the same request: timeouts, throttling, server errors.
+    public static func isTransient(status: Int) -> Bool { status == 408 || status == 429 || (500...599).contains(status) }
+
+    /// The one retry loop of every request path (GraphQL, S3, OSS): up to `maxAttempts` tries,
+    /// full-jitter sleeps between them, cancellation checked before each try and after each sleep
+    /// (so Ctrl-C never waits out a backoff and never starts another request).
+    /// - Returns: the value of the first `.finished` attempt.
+    /// - Throws: `RetriesExhausted` when every attempt asked to retry, `CancellationError`, or
+    ///   whatever `attempt` throws (not retried: classify retryable failures as `.retry`).
+    public func run<Value: Sendable>(
+        sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        onRetry: @Sendable () -> Void = {},
+        _ attempt: (_ number: Int) async throws -> RetryStep<Value>
+    ) async throws -> Value {
+        var lastProblem = ""
+        for number in 0..<maxAttempts {
+            try Task.checkCancellation()
+            if number > 0 {
+                onRetry()
+                try await sleep(delay(beforeRetry: number - 1))
+                try Task.checkCancellation()
+            }
+            switch try await attempt(number) {
+            case .finished(let value): return value
+            case .retry(let problem): lastProblem = problem
+            }
+        }
+        throw RetriesExhausted(attempts: maxAttempts, lastProblem: lastProblem)
+    }
+}

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One unique image (by checksum) to bring to Ready on the server.
-public struct SyncItem: Sendable, Equatable {
+public struct SyncItem: Sendable {
     public var sha1: String
     /// One readable copy of the bytes (duplicates elsewhere are the same image).
     public var source: UploadSource
@@ -31,11 +31,11 @@ public struct SyncItem: Sendable, Equatable {
 }
 
 public struct SyncOptions: Sendable {
-    /// Parallel PUTs. 4 by default: uploads share one uplink, so more streams do not add
+    /// Parallel transfers. 4 by default: uploads share one uplink, so more streams do not add
     /// bandwidth; 4 hide per-request latency (TLS, time to first byte, the startImageUpload
     /// round trip) without splitting a thin hotel link into streams so slow that they trip the
     /// low-speed limit. rclone's --transfers default is 4 for the same reason.
-    public var jobs = 4
+    public var transfers = 4
     /// hasImage / state requests in flight at once.
     public var lookupConcurrency = 4
     public var dryRun = false
@@ -43,7 +43,7 @@ public struct SyncOptions: Sendable {
     public var waitLimit: Duration? = .seconds(600)
     public var pollInitial: Duration = .milliseconds(250)
     public var pollMax: Duration = .seconds(5)
-    /// Registrations per request when uploading (kept small so URLs are fresh when used).
+    /// Registrations per request when uploading (kept small so grants are fresh when used).
     public var registrationWindow = 16
 
     public init() {}
@@ -63,10 +63,6 @@ public struct SyncReport: Sendable {
     public var notSent: [String] = []
     public var toSend: [String] = []
     public var bytesToSend: Int64 = 0
-    public var puts = 0
-    public var bytesSent: Int64 = 0
-    public var registrations = 0
-    public var urlRefreshes = 0
     public var reconstruction: ReconstructionOutcome?
 
     public init() {}
@@ -74,25 +70,24 @@ public struct SyncReport: Sendable {
     public var allReady: Bool { invalid.isEmpty && processing.isEmpty && failed.isEmpty && notSent.isEmpty }
 }
 
-/// The sync flow of the upload guide (steps 1, 2, 4, 5) over the two ports:
+/// The sync flow of the upload guide (steps 1, 2, 4, 5) over the ports, for any cloud:
 /// hasImage in aliased batches -> register (aliased, in small windows) -> startImageUpload
-/// (batched, just before the PUTs) -> PUT with bounded parallelism -> poll states.
-/// Every server fact is recorded through the `SyncRecorder` (journal first) as it arrives.
+/// (batched, just before the transfers) -> transfer with bounded parallelism -> complete (where
+/// the cloud needs it) -> poll states. Every server fact is recorded through the `SyncRecorder`
+/// (journal first) as it arrives.
 public struct SyncEngine: Sendable {
     public let catalog: any RemoteCatalog
-    public let uploader: any BlobUploader
     public let recorder: SyncRecorder
     public let options: SyncOptions
     let now: @Sendable () -> Date
     let sleep: @Sendable (Duration) async throws -> Void
 
     public init(
-        catalog: any RemoteCatalog, uploader: any BlobUploader, recorder: SyncRecorder, options: SyncOptions,
+        catalog: any RemoteCatalog, recorder: SyncRecorder, options: SyncOptions,
         now: @escaping @Sendable () -> Date = { Date() },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.catalog = catalog
-        self.uploader = uploader
         self.recorder = recorder
         self.options = options
         self.now = now
@@ -101,13 +96,14 @@ public struct SyncEngine: Sendable {
 
     /// Runs the whole flow. On cancellation (Ctrl-C) it stops at the next await and returns the
     /// report with `phase == .interrupted`; everything learnt so far is already journaled.
-    /// `bucket` is asked for only when something must be sent, so a re-run with nothing to do
-    /// costs no server-info request.
-    public func run(items: [SyncItem], project: String, bucket: @Sendable () async throws -> String) async throws -> SyncReport {
+    /// `storage` (cloud and bucket) is asked for only when something must be sent, so a re-run
+    /// with nothing to do costs no server-info request.
+    public func run(items: [SyncItem], project: String,
+                    storage: @Sendable () async throws -> any ImageStorage) async throws -> SyncReport {
         var report = SyncReport()
         report.total = items.count
         do {
-            try await sync(items: items, project: project, bucket: bucket, report: &report)
+            try await sync(items: items, project: project, storage: storage, report: &report)
         } catch is CancellationError {
             report.phase = .interrupted
         }
@@ -115,58 +111,53 @@ public struct SyncEngine: Sendable {
         return report
     }
 
-    public func run(items: [SyncItem], project: String, bucket: String) async throws -> SyncReport {
-        try await run(items: items, project: project, bucket: { bucket })
+    public func run(items: [SyncItem], project: String, storage: any ImageStorage) async throws -> SyncReport {
+        try await run(items: items, project: project, storage: { storage })
     }
 
-    func sync(items: [SyncItem], project: String, bucket: @Sendable () async throws -> String, report: inout SyncReport) async throws {
+    func sync(items: [SyncItem], project: String, storage: @Sendable () async throws -> any ImageStorage,
+              report: inout SyncReport) async throws {
         // 1. Diff: ask hasImage for everything the manifest does not already hold as Ready.
-        await recorder.setPhase("checking")
-        let known = await recorder.facts
-        let unknown = items.filter { !RemoteImage.isDone(known[$0.sha1]?.state) }
-        report.alreadyReady = items.count - unknown.count
-        try await lookUp(unknown.map(\.sha1), project: project)
+        await recorder.setPhase(.checking)
+        let unknown = SyncPlan(items: items, facts: await recorder.facts)
+        let toCheck = unknown.waiting + unknown.toSend
+        report.alreadyReady = unknown.done.count
+        try await lookUp(toCheck.map(\.sha1), project: project)
 
         // 2. Plan: Ready is done, Uploaded is being processed, Pending/Invalid/absent are sent.
-        let facts = await recorder.facts
-        let toSend = unknown.filter { RemoteImage.needsUpload(facts[$0.sha1]?.state) }
-        report.toSend = toSend.map(\.sha1)
-        report.bytesToSend = toSend.reduce(0) { $0 + $1.source.size }
-        await recorder.setPlan(images: toSend.count, bytes: report.bytesToSend)
+        let plan = SyncPlan(items: toCheck, facts: await recorder.facts)
+        report.toSend = plan.toSend.map(\.sha1)
+        report.bytesToSend = plan.bytesToSend
+        await recorder.setPlan(images: plan.toSend.count, bytes: plan.bytesToSend)
         if options.dryRun { return }
 
         // 3. Upload.
-        if !toSend.isEmpty {
-            let bucketName = try await bucket()
-            await recorder.setPhase("uploading")
-            try await upload(toSend, project: project, bucket: bucketName)
+        if !plan.toSend.isEmpty {
+            let chosen = try await storage()
+            await recorder.setPhase(.uploading)
+            try await upload(plan.toSend, project: project, storage: chosen)
         }
 
         // 4. Wait for processing.
         if let limit = options.waitLimit {
-            await recorder.setPhase("waiting")
-            try await waitForProcessing(items: unknown, project: project, limit: limit)
+            await recorder.setPhase(.waiting)
+            try await waitForProcessing(items: toCheck, project: project, limit: limit)
         }
     }
 
     // MARK: Diff
 
     func lookUp(_ checksums: [String], project: String) async throws {
-        let batches = stride(from: 0, to: checksums.count, by: catalog.batchLimit).map {
-            Array(checksums[$0..<min($0 + catalog.batchLimit, checksums.count)])
-        }
-        try await forEachConcurrently(batches, width: options.lookupConcurrency) { batch in
+        try await forEachConcurrently(checksums.chunked(by: catalog.batchLimit), width: options.lookupConcurrency) { batch in
             let found = try await catalog.hasImages(project: project, checksums: batch)
-            var events: [JournalEvent] = []
-            for sha1 in batch {
-                if let image = found[sha1] {
-                    events.append(JournalEvent(.state, sha1: sha1, at: now(), imageID: image.id, filename: image.filename,
-                                               state: image.state, errors: image.errors))
-                } else {
+            let events = batch.map { sha1 -> JournalEvent in
+                guard let image = found[sha1] else {
                     // Not in the project: whatever we recorded before (another project's id, a
                     // lost image) no longer holds.
-                    events.append(JournalEvent(.state, sha1: sha1, at: now(), state: "Absent", errors: []))
+                    return JournalEvent(.state, sha1: sha1, at: now(), state: .absent, errors: [])
                 }
+                return JournalEvent(.state, sha1: sha1, at: now(), imageID: image.id, filename: image.filename,
+                                    state: image.state, errors: image.errors)
             }
             try await recorder.record(events)
         }
@@ -174,16 +165,18 @@ public struct SyncEngine: Sendable {
 
     // MARK: Upload
 
-    func upload(_ items: [SyncItem], project: String, bucket: String) async throws {
+    func upload(_ items: [SyncItem], project: String, storage: any ImageStorage) async throws {
         guard !items.isEmpty else { return }
-        let feeder = RegistrationFeeder(items: items, window: max(1, min(options.registrationWindow, catalog.batchLimit)),
-                                        lowWater: max(1, options.jobs), engine: self, project: project, bucket: bucket)
+        let window = max(1, min(options.registrationWindow, storage.batchLimit, catalog.batchLimit))
+        let feeder = RegistrationFeeder(items: items, window: window, lowWater: max(1, options.transfers)) { batch in
+            try await register(batch, project: project, storage: storage)
+        }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<max(1, options.jobs) {
+                for _ in 0..<max(1, options.transfers) {
                     group.addTask {
                         while let ticket = try await feeder.next() {
-                            try await send(ticket, project: project, bucket: bucket)
+                            try await send(ticket, project: project, storage: storage)
                         }
                     }
                 }
@@ -197,19 +190,17 @@ public struct SyncEngine: Sendable {
         }
     }
 
-    /// A registered image ready to PUT, with the local time by which its URL expires.
+    /// A registered image ready to transfer.
     struct Ticket: Sendable {
         var item: SyncItem
         var imageID: String
-        var url: String
-        var expiresAt: Date?
-        var lifetime: Double?
+        var grant: UploadGrant
     }
 
     /// Registers a batch and signals startImageUpload for all of them; records both.
-    func register(_ items: [SyncItem], project: String, bucket: String) async throws -> [Ticket] {
+    func register(_ items: [SyncItem], project: String, storage: any ImageStorage) async throws -> [Ticket] {
         let registrations = items.map { ImageRegistration(sha1: $0.sha1, filename: $0.filename, imageType: $0.imageType) }
-        let answers = try await catalog.registerS3(project: project, bucket: bucket, images: registrations)
+        let answers = try await storage.register(project: project, images: registrations)
         let receivedAt = now()
         var events: [JournalEvent] = []
         var tickets: [Ticket] = []
@@ -217,12 +208,9 @@ public struct SyncEngine: Sendable {
             switch answers[item.sha1] {
             case .success(let registered)?:
                 events.append(JournalEvent(.registered, sha1: item.sha1, at: receivedAt, imageID: registered.image.id,
-                                           filename: registered.image.filename, bucket: bucket, state: registered.image.state))
-                // X-Amz-Date has whole seconds, so the URL may have been signed up to 1 s before
-                // it reached us: count its lifetime from 1 s before receipt.
-                let lifetime = PresignedURL.lifetime(registered.uploadURL ?? "")
-                tickets.append(Ticket(item: item, imageID: registered.image.id, url: registered.uploadURL ?? "",
-                                      expiresAt: lifetime.map { receivedAt.addingTimeInterval($0 - 1) }, lifetime: lifetime))
+                                           filename: registered.image.filename, bucket: storage.bucket,
+                                           state: registered.image.state))
+                tickets.append(Ticket(item: item, imageID: registered.image.id, grant: registered.grant))
             case .failure(let error)?:
                 events.append(JournalEvent(.failed, sha1: item.sha1, at: receivedAt, reason: error.message))
             case nil:
@@ -241,47 +229,49 @@ public struct SyncEngine: Sendable {
         return tickets
     }
 
-    /// PUTs one image. A URL about to expire is replaced before use; a 403 is never retried
-    /// with the same URL: register once more for a fresh one, then give the image up.
-    func send(_ first: Ticket, project: String, bucket: String) async throws {
+    /// Sends one image. A grant about to expire is replaced before use; a refused grant is
+    /// never retried: register once more for a fresh one, then give the image up.
+    func send(_ first: Ticket, project: String, storage: any ImageStorage) async throws {
         var ticket = first
-        // Two budgets: URLs replaced because they were about to expire, and the one fresh URL a
-        // refusal (403) earns. Spending one never uses up the other.
+        // Two budgets: grants replaced because they were about to expire, and the one fresh grant
+        // a refusal earns. Spending one never uses up the other.
         var staleRefreshes = 0
         var refusals = 0
+        let metrics = recorder.metrics
         while true {
             try Task.checkCancellation()
-            if isStale(ticket), staleRefreshes < 3 {
+            if isStale(ticket.grant), staleRefreshes < 3 {
                 staleRefreshes += 1
-                await recorder.countURLRefresh()
-                guard let renewed = try await register([ticket.item], project: project, bucket: bucket).first else { return }
+                await recorder.countGrantRefresh(sha1: ticket.item.sha1)
+                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
                 ticket = renewed
                 continue
             }
-            let counter = recorder.bytesSent
-            // The uploader reports deltas; the live display sums them across workers.
-            let outcome = try await uploader.put(ticket.item.source, contentType: ticket.item.contentType, url: ticket.url) { delta in
-                counter.add(delta)
-            }
+            let outcome = try await storage.transfer(ticket.item.source, contentType: ticket.item.contentType,
+                                                     grant: ticket.grant) { delta in metrics.addBytes(delta) }
             switch outcome {
             case .stored:
-                await recorder.countPut(bytes: ticket.item.source.size)
+                await recorder.countTransfer(bytesStored: ticket.item.source.size)
                 try await recorder.record(JournalEvent(.stored, sha1: ticket.item.sha1, at: now(), imageID: ticket.imageID))
+                if let completed = try await storage.complete(imageID: ticket.imageID) {
+                    try await recorder.record(JournalEvent(.state, sha1: ticket.item.sha1, at: now(), imageID: completed.id,
+                                                           state: completed.state, errors: completed.errors))
+                }
                 return
-            case .urlRejected(let code, let message):
-                await recorder.countPut(bytes: 0)
+            case .grantRejected(let code, let message):
+                await recorder.countTransfer(bytesStored: 0)
                 if refusals >= 1 {
                     try await recorder.record(JournalEvent(
                         .failed, sha1: ticket.item.sha1, at: now(),
-                        reason: "the store refused the upload URL twice (\(code): \(message)); check the laptop's clock and run again"))
+                        reason: "the store refused the upload twice (\(code): \(message)); check the laptop's clock and run again"))
                     return
                 }
                 refusals += 1
-                await recorder.countURLRefresh()
-                guard let renewed = try await register([ticket.item], project: project, bucket: bucket).first else { return }
+                await recorder.countGrantRefresh(sha1: ticket.item.sha1)
+                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
                 ticket = renewed
             case .failed(let reason):
-                await recorder.countPut(bytes: 0)
+                await recorder.countTransfer(bytesStored: 0)
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason))
                 return
             }
@@ -289,41 +279,40 @@ public struct SyncEngine: Sendable {
     }
 
     /// Stale = less than a quarter of its lifetime (at most 60 s) left, measured on the local
-    /// clock from when the URL arrived, so a laptop whose clock is off does not matter.
-    func isStale(_ ticket: Ticket) -> Bool {
-        guard let expiresAt = ticket.expiresAt, let lifetime = ticket.lifetime else { return false }
-        let margin = min(60, lifetime / 4)
-        return expiresAt.timeIntervalSince(now()) < margin
+    /// clock from when the grant arrived, so a laptop whose clock is off does not matter. Grants
+    /// that do not expire by themselves (a shared credential renews itself) are never stale.
+    func isStale(_ grant: UploadGrant) -> Bool {
+        guard let expiry = grant.expiry else { return false }
+        let margin = min(60, expiry.lifetime / 4)
+        return expiry.at.timeIntervalSince(now()) < margin
     }
 
     // MARK: Wait
 
     func waitForProcessing(items: [SyncItem], project: String, limit: Duration) async throws {
-        let deadline = now().addingTimeInterval(Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
+        let deadline = now().addingTimeInterval(limit.seconds)
         var interval = options.pollInitial
         while true {
             let facts = await recorder.facts
             // Poll what the server is processing: Uploaded, or a state this client does not know
             // (the real service may have intermediate ones). Pending without our bytes will not move.
-            let pending = items.compactMap { item -> (String, String)? in
-                guard let f = facts[item.sha1], let id = f.imageID, RemoteImage.isInProgress(f.state) else { return nil }
+            let pending = items.compactMap { item -> (sha1: String, id: String)? in
+                guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
                 return (item.sha1, id)
             }
             if pending.isEmpty || now() >= deadline { return }
             try await sleep(interval)
             interval = min(options.pollMax, interval * 2)
-            let batches = stride(from: 0, to: pending.count, by: catalog.batchLimit).map {
-                Array(pending[$0..<min($0 + catalog.batchLimit, pending.count)])
-            }
-            try await forEachConcurrently(batches, width: options.lookupConcurrency) { batch in
-                let states = try await catalog.imageStates(project: project, imageIDs: batch.map(\.1))
+            try await forEachConcurrently(pending.chunked(by: catalog.batchLimit), width: options.lookupConcurrency) { batch in
+                let states = try await catalog.imageStates(project: project, imageIDs: batch.map(\.id))
                 var events: [JournalEvent] = []
                 for (sha1, id) in batch {
-                    if let image = states[id], !RemoteImage.isInProgress(image.state) {
+                    if let image = states[id] {
+                        guard !image.state.isInProgress else { continue }
                         events.append(JournalEvent(.state, sha1: sha1, at: now(), imageID: id, filename: image.filename,
                                                    state: image.state, errors: image.errors))
-                    } else if states[id] == nil {
-                        events.append(JournalEvent(.state, sha1: sha1, at: now(), state: "Absent", errors: []))
+                    } else {
+                        events.append(JournalEvent(.state, sha1: sha1, at: now(), state: .absent, errors: []))
                     }
                 }
                 try await recorder.record(events)
@@ -337,49 +326,41 @@ public struct SyncEngine: Sendable {
         let facts = await recorder.facts
         let failures = await recorder.failures
         for item in items {
-            let f = facts[item.sha1]
+            let state = facts[item.sha1]?.state
             if let reason = failures[item.sha1] {
                 report.failed[item.sha1] = reason
-            } else if RemoteImage.isDone(f?.state) {
+            } else if state.isDone {
                 report.ready.append(item.sha1)
-            } else if f?.state == "Invalid" {
-                report.invalid[item.sha1] = f?.errors ?? []
-            } else if RemoteImage.isInProgress(f?.state) {
+            } else if state == .invalid {
+                report.invalid[item.sha1] = facts[item.sha1]?.errors ?? []
+            } else if state.isInProgress {
                 report.processing.append(item.sha1)
             } else {
                 report.notSent.append(item.sha1)
             }
         }
-        report.puts = await recorder.putCount
-        report.bytesSent = await recorder.putBytes
-        report.registrations = await recorder.registrations
-        report.urlRefreshes = await recorder.urlRefreshes
     }
 }
 
-/// Hands out registered tickets to the upload workers. The next window (one aliased
+/// Hands out registered tickets to the transfer workers. The next window (one aliased
 /// registration + one batched startImageUpload) is registered in the background when fewer than
 /// `lowWater` (= the number of workers) tickets are left, so the workers never wait for a
-/// registration round trip, URLs are at most about two windows old when used, and a crash wastes
-/// at most two windows of registrations.
+/// registration round trip, grants are at most about two windows old when used, and a crash
+/// wastes at most two windows of registrations.
 actor RegistrationFeeder {
+    typealias Register = @Sendable ([SyncItem]) async throws -> [SyncEngine.Ticket]
     private var remaining: ArraySlice<SyncItem>
     private var ready: [SyncEngine.Ticket] = []
     private var refill: Task<[SyncEngine.Ticket], any Error>?
     private let window: Int
-    private let engine: SyncEngine
-    private let project: String
-    private let bucket: String
-
     private let lowWater: Int
+    private let register: Register
 
-    init(items: [SyncItem], window: Int, lowWater: Int, engine: SyncEngine, project: String, bucket: String) {
+    init(items: [SyncItem], window: Int, lowWater: Int, register: @escaping Register) {
         self.remaining = items[...]
         self.window = window
         self.lowWater = lowWater
-        self.engine = engine
-        self.project = project
-        self.bucket = bucket
+        self.register = register
     }
 
     func next() async throws -> SyncEngine.Ticket? {
@@ -421,8 +402,8 @@ actor RegistrationFeeder {
         guard !remaining.isEmpty else { return }
         let batch = Array(remaining.prefix(window))
         remaining = remaining.dropFirst(batch.count)
-        let engine = engine, project = project, bucket = bucket
-        refill = Task { try await engine.register(batch, project: project, bucket: bucket) }
+        let register = register
+        refill = Task { try await register(batch) }
     }
 }
 
@@ -442,15 +423,14 @@ func forEachConcurrently<T: Sendable>(
     }
 }
 
-/// Reads the lifetime of an S3 pre-signed URL (`X-Amz-Expires`, seconds) without keeping or
-/// printing the URL.
-public enum PresignedURL {
-    public static func lifetime(_ url: String) -> Double? {
-        guard let query = url.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "x-amz-expires", let seconds = Double(parts[1]) { return seconds }
-        }
-        return nil
+extension Array {
+    /// Consecutive slices of at most `size` elements.
+    func chunked(by size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: Swift.max(1, size)).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
+}
+
+extension Duration {
+    /// The duration in (fractional) seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -23,13 +23,13 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     public var imageID: String?
     public var filename: String?
     public var bucket: String?
-    public var state: String?
+    public var state: ImageState?
     public var errors: [String]?
     public var reason: String?
 
     public init(
         _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
-        bucket: String? = nil, state: String? = nil, errors: [String]? = nil, reason: String? = nil
+        bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil
     ) {
         self.kind = kind
         self.sha1 = sha1

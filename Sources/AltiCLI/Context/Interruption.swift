@@ -9,10 +9,12 @@ final class Interruption: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     private var onFirst: (@Sendable () -> Void)?
+    private let write: @Sendable (String) -> Void
 
-    /// Installs the handlers; `onFirst` runs once, on the first signal.
-    init(onFirst: @escaping @Sendable () -> Void) {
+    /// Installs the handlers; `onFirst` runs once, on the first signal; `write` prints to stderr.
+    init(write: @escaping @Sendable (String) -> Void, onFirst: @escaping @Sendable () -> Void) {
         self.onFirst = onFirst
+        self.write = write
         for signo in [SIGINT, SIGTERM] {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
@@ -30,7 +32,7 @@ final class Interruption: @unchecked Sendable {
         }
         if n == 1 {
             let name = signo == SIGINT ? "Ctrl-C" : "SIGTERM"
-            FileHandle.standardError.write(Data("\nalti: \(name): stopping, saving what is recorded (press Ctrl-C again to quit at once)\n".utf8))
+            write("\nalti: \(name): stopping, saving what is recorded (press Ctrl-C again to quit at once)\n")
             action?()
         } else {
             _exit(130)

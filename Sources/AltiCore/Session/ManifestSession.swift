@@ -1,0 +1,200 @@
+import Foundation
+
+/// One source (a folder, later an archive) and its manifest, held for the length of a command:
+/// the one place that locates, locks, loads (or seeds), folds a journal left by a crashed run,
+/// scans incrementally and saves; and, for a sync, binds the manifest to a project, journals, and
+/// folds the journal back. `alti scan`, `alti sync` and `alti status` all open their sources
+/// through it, so they cannot drift apart.
+public final class ManifestSession: @unchecked Sendable {
+    public let tree: any SourceTree
+    public let location: ManifestLocation
+    public private(set) var manifest: Manifest
+    public private(set) var scanReport: ScanReport
+    public var journalPath: String { ManifestSync.journalPath(forManifest: location.file.path) }
+    /// Open once the manifest is bound to a project (never for a dry run).
+    public private(set) var journal: SyncJournal?
+
+    let store: ManifestStore
+    private let lock: ManifestLock
+    /// The scan's write time: the racy-check reference must stay the time the LOCAL facts were
+    /// written, so later saves that only change server facts keep it (see DESIGN.md).
+    private let localFactsWrittenAtNs: Int64
+
+    init(tree: any SourceTree, location: ManifestLocation, lock: ManifestLock, manifest: Manifest,
+         scanReport: ScanReport, store: ManifestStore) {
+        self.tree = tree
+        self.location = location
+        self.lock = lock
+        self.manifest = manifest
+        self.scanReport = scanReport
+        self.store = store
+        self.localFactsWrittenAtNs = manifest.writtenAtNs
+    }
+
+    public var root: String { tree.root }
+
+    /// Checks that every PATH exists and is a folder (before anything is locked or written).
+    public static func checkSources(_ paths: [String]) throws -> [String] {
+        try paths.map { path in
+            let root = ScanService.absolutePath(path)
+            var st = SystemStat()
+            guard stat(root, &st) == 0 else {
+                throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw AltiError(.noInput, "\(root) is not a folder; give the folder that holds the images")
+            }
+            return root
+        }
+    }
+
+    /// Opens one source: locate, lock, load (or seed from a read-only card's own manifest), fold a
+    /// leftover journal, scan incrementally (checkpointing), save, drop the folded journal.
+    /// - Parameter rebuild: move an unreadable manifest aside and re-hash everything.
+    /// - Throws: `AltiError`, or `ScanInterrupted` when cancelled during the scan (what was hashed
+    ///   is saved first).
+    public static func open(root: String, manifestOverride: String?, rebuild: Bool = false, scanner: ScanService,
+                            jobs: Int, progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> ManifestSession {
+        let store = scanner.store
+        let started = scanner.now()
+        let tree = FolderTree(root: root, reading: scanner.inspector.reader)
+        let location = store.locate(root: root, override: manifestOverride)
+        let lock = try store.lock(location)
+        do {
+            var (previous, movedAside) = try load(location, root: root, rebuild: rebuild, store: store, now: scanner.now)
+            let leftover = try SyncJournal.read(path: ManifestSync.journalPath(forManifest: location.file.path))
+            if var manifest = previous, !leftover.isEmpty {
+                ManifestSync.fold(leftover, into: &manifest)
+                previous = manifest
+            }
+            // Checkpoints go through the same atomic save, under the lock held here.
+            let saved = CheckpointCount()
+            let file = location.file
+            let clock = scanner.now
+            var manifest: Manifest
+            var report: ScanReport
+            do {
+                (manifest, report) = try await scanner.update(
+                    previous: previous, tree: tree, rehashAll: rebuild, jobs: jobs, progress: progress,
+                    checkpoint: { checkpoint in
+                        try store.save(checkpoint.manifest, to: file, nowNs: clock)
+                        saved.record(checkpoint)
+                    })
+            } catch is CancellationError {
+                let last = saved.last
+                throw ScanInterrupted(root: root, manifest: file.path, filesHashed: last?.filesHashed ?? 0,
+                                      filesToExamine: last?.filesToExamine ?? 0)
+            }
+            manifest = try store.save(manifest, to: file, nowNs: clock)
+            // Folded and saved: the old journal goes, even one holding only a torn first line
+            // (appending to that would glue a new event onto it).
+            unlink(ManifestSync.journalPath(forManifest: file.path))
+            report.manifest = file.path
+            report.manifestIsFallback = location.isFallback
+            report.movedAside = movedAside
+            report.seconds = Double(scanner.now() - started) / 1e9
+            return ManifestSession(tree: tree, location: location, lock: lock, manifest: manifest, scanReport: report,
+                                   store: store)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    /// The previous manifest: the file's, else (first run into the state folder of a card that
+    /// has its own, now read-only, manifest) the seed's. An unreadable one is refused, or with
+    /// `rebuild` moved aside (a seed cannot be moved: it is ignored).
+    static func load(_ location: ManifestLocation, root: String, rebuild: Bool, store: ManifestStore,
+                     now: () -> Int64) throws(AltiError) -> (Manifest?, movedAside: String?) {
+        do {
+            if let found = try store.load(location.file) { return (found, nil) }
+            guard let seed = location.seed else { return (nil, nil) }
+            if rebuild { return ((try? store.load(seed)) ?? nil, nil) }
+            return (try store.load(seed), nil)
+        } catch where error.kind == .dataError {
+            guard rebuild else {
+                throw AltiError(.dataError, error.message + "; fix it, or run `alti scan --rebuild \(root)` to move it aside and start over")
+            }
+            return (nil, try store.moveAside(location.file, nowNs: now()).path)
+        }
+    }
+
+    // MARK: Sync
+
+    /// Refuses a manifest bound elsewhere (67).
+    public func checkBinding(endpoint: String, projectID: String) throws {
+        try ManifestSync.checkBinding(manifest, manifestPath: location.file.path, endpoint: endpoint, projectID: projectID)
+    }
+
+    /// Binds the manifest to the project, saves it, and opens the journal: from here on a journal
+    /// is always about the manifest's own project, even if the run dies before its end.
+    public func bind(endpoint: String, projectID: String) throws {
+        manifest.remote.endpoint = endpoint
+        manifest.remote.projectID = projectID
+        try save()
+        journal = try SyncJournal(path: journalPath)
+    }
+
+    /// Records the cloud and bucket used, folds this run's journal into the manifest and saves it;
+    /// the journal goes only after the manifest is safely on disk (folding twice is harmless,
+    /// losing events is not). Does nothing before `bind`.
+    public func fold(cloud: String?, bucket: String?) throws {
+        guard journal != nil else { return }
+        if let cloud, let bucket {
+            manifest.remote.cloud = cloud
+            manifest.remote.bucket = bucket
+        }
+        let events = try SyncJournal.read(path: journalPath)
+        ManifestSync.fold(events, into: &manifest)
+        try save()
+        unlink(journalPath)
+    }
+
+    /// Saves server-side changes, keeping the scan's write time as the racy-check reference.
+    func save() throws {
+        let writtenAt = localFactsWrittenAtNs
+        manifest = try store.save(manifest, to: location.file, nowNs: { writtenAt })
+    }
+
+    /// Releases the lock.
+    public func close() { lock.release() }
+
+    // MARK: Items
+
+    /// The usable, present images of these sessions, one per checksum (the first copy in order),
+    /// with the server facts the manifests hold.
+    public static func items(of sessions: [ManifestSession]) -> (items: [SyncItem], facts: [String: ServerFacts]) {
+        var items: [SyncItem] = []
+        var seen: Set<String> = []
+        var facts: [String: ServerFacts] = [:]
+        for session in sessions {
+            facts.merge(ManifestSync.facts(from: session.manifest)) { old, _ in old }
+            for entry in session.manifest.entries where entry.verdict == .ok && !entry.missing {
+                guard let sha1 = entry.sha1, let type = entry.type, seen.insert(sha1).inserted else { continue }
+                items.append(SyncItem(
+                    sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs),
+                    filename: (entry.path as NSString).lastPathComponent, imageType: type.rawValue,
+                    width: entry.width ?? 0, height: entry.height ?? 0))
+            }
+        }
+        return (items, facts)
+    }
+}
+
+/// Opens several sessions; on any failure, closes those already open.
+extension ManifestSession {
+    public static func openAll(roots: [String], manifestOverride: String?, rebuild: Bool = false, scanner: ScanService,
+                               jobs: Int, progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> [ManifestSession] {
+        var sessions: [ManifestSession] = []
+        do {
+            for root in roots {
+                sessions.append(try await open(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
+                                               scanner: scanner, jobs: jobs, progress: progress))
+            }
+        } catch {
+            for session in sessions { session.close() }
+            throw error
+        }
+        return sessions
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+
+/// Everything `alti sync` was asked to do, parsed and validated.
+public struct SyncRequest: Sendable {
+    public var paths: [String]
+    public var manifestOverride: String?
+    public var project: String
+    public var cloud: String?
+    public var bucket: String?
+    public var options: SyncOptions
+    public var startReconstruction = false
+    public var startAnyway = false
+    public var hashJobs = ScanService.defaultJobs
+
+    public init(paths: [String], project: String, manifestOverride: String? = nil, cloud: String? = nil,
+                bucket: String? = nil, options: SyncOptions = SyncOptions()) {
+        self.paths = paths
+        self.project = project
+        self.manifestOverride = manifestOverride
+        self.cloud = cloud
+        self.bucket = bucket
+        self.options = options
+    }
+}
+
+/// What a sync did, for the renderers: the report plus the context around it.
+public struct SyncSummary: Sendable {
+    public var endpoint: String
+    public var project: RemoteProject?
+    public var cloud: String
+    public var bucket: String
+    public var sources: [ScanReport]
+    public var manifests: [String]
+    public var report: SyncReport
+    public var pathsBySHA1: [String: String]
+    public var metrics: SyncMetrics.Snapshot
+    public var dryRun: Bool
+    public var waited: Bool
+    public var offlinePlan: Bool
+    public var seconds: Double
+}
+
+/// `alti sync`: open the sources (scan) -> resolve the project -> diff -> upload -> wait ->
+/// write back, with every server fact journaled as it arrives and folded into the manifests at
+/// the end, on every exit.
+public struct SyncService: Sendable {
+    public let catalog: any RemoteCatalog
+    public let storages: any StorageFactory
+    public let endpoint: String
+    public let metrics: SyncMetrics
+    public var scanner = ScanService()
+    public var scanProgress: (@Sendable (ScanProgress) -> Void)?
+    /// Handed the recorder before the engine starts (displays subscribe to its events).
+    public var onRecorder: (@Sendable (SyncRecorder) async -> Void)?
+
+    public init(catalog: any RemoteCatalog, storages: any StorageFactory, endpoint: String, metrics: SyncMetrics) {
+        self.catalog = catalog
+        self.storages = storages
+        self.endpoint = endpoint
+        self.metrics = metrics
+    }
+
+    public func run(_ request: SyncRequest) async throws -> SyncSummary {
+        let started = Date()
+        // 1. Scan (offline work first: whatever happens to the network, the hashes are kept).
+        let roots = try ManifestSession.checkSources(request.paths)
+        let sessions = try await ManifestSession.openAll(
+            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs,
+            progress: scanProgress)
+        defer { for session in sessions { session.close() } }
+
+        // 2. Resolve the project; refuse manifests bound elsewhere.
+        let project: RemoteProject
+        do {
+            project = try await catalog.project(request.project)
+        } catch let error as AltiError where error.kind == .unavailable && request.options.dryRun {
+            return offlinePlan(sessions, request: request, started: started)
+        }
+        for session in sessions { try session.checkBinding(endpoint: endpoint, projectID: project.id) }
+        // Bind before the first journal event: a journal is then always about the manifest's own
+        // project, even if this run dies before its end.
+        if !request.options.dryRun {
+            for session in sessions { try session.bind(endpoint: endpoint, projectID: project.id) }
+        }
+
+        // 3. Sync the unique, usable images through the engine; the storage (cloud, bucket) is
+        //    chosen only if something must be sent.
+        let (items, facts) = ManifestSession.items(of: sessions)
+        let recorder = SyncRecorder(initial: facts, journals: sessions.compactMap(\.journal), metrics: metrics)
+        await onRecorder?(recorder)
+        let choice = StorageChoice(catalog: catalog, storages: storages, request: request,
+                                   bound: sessions.first?.manifest.remote)
+        let engine = SyncEngine(catalog: catalog, recorder: recorder, options: request.options)
+        var report: SyncReport
+        do {
+            report = try await engine.run(items: items, project: project.id) { try await choice.storage() }
+            // 4. Reconstruction, if asked and possible.
+            if report.phase == .complete, !request.options.dryRun {
+                if request.startAnyway {
+                    report.reconstruction = try await catalog.preStartReconstruction(project: project.id)
+                } else if request.startReconstruction, report.allReady {
+                    report.reconstruction = try await catalog.startReconstruction(project: project.id)
+                }
+            }
+        } catch {
+            // Whatever stopped the run (no network, a refused key, Ctrl-C during the last step),
+            // what it learnt goes into the manifests before the error is reported.
+            await recorder.finish()
+            _ = try? await writeBack(sessions, choice: choice)
+            throw error
+        }
+        await recorder.finish()
+
+        // 5. Write back: fold the journal, save atomically, drop the journal.
+        let (cloud, bucket) = try await writeBack(sessions, choice: choice)
+        return SyncSummary(
+            endpoint: endpoint, project: project, cloud: cloud, bucket: bucket, sources: sessions.map(\.scanReport),
+            manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
+            metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
+            offlinePlan: false, seconds: Date().timeIntervalSince(started))
+    }
+
+    static func paths(_ items: [SyncItem]) -> [String: String] {
+        Dictionary(items.map { ($0.sha1, $0.source.displayPath) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Records the cloud and bucket used and folds each journal into its manifest.
+    @discardableResult
+    func writeBack(_ sessions: [ManifestSession], choice: StorageChoice) async throws -> (cloud: String, bucket: String) {
+        let first = sessions.first?.manifest.remote
+        let chosen = await choice.chosen
+        for session in sessions { try session.fold(cloud: chosen?.cloud, bucket: chosen?.bucket) }
+        return chosen ?? (first?.cloud ?? "", first?.bucket ?? "")
+    }
+
+    /// `--dry-run` without a network: the plan from what the manifests recorded. Facts count only
+    /// for a manifest bound to the project asked for.
+    func offlinePlan(_ sessions: [ManifestSession], request: SyncRequest, started: Date) -> SyncSummary {
+        var report = SyncReport()
+        var (items, facts) = ManifestSession.items(of: sessions)
+        if !sessions.allSatisfy({ $0.manifest.remote.projectID.hasPrefix(request.project) }) { facts = [:] }
+        let plan = SyncPlan(items: items, facts: facts)
+        items = plan.done + plan.waiting + plan.toSend
+        report.total = plan.total
+        report.alreadyReady = plan.done.count + plan.waiting.count
+        report.toSend = plan.toSend.map(\.sha1)
+        report.bytesToSend = plan.bytesToSend
+        return SyncSummary(
+            endpoint: endpoint, project: nil, cloud: request.cloud ?? "", bucket: request.bucket ?? "",
+            sources: sessions.map(\.scanReport), manifests: sessions.map(\.location.file.path), report: report,
+            pathsBySHA1: Self.paths(items), metrics: metrics.snapshot, dryRun: true, waited: false, offlinePlan: true,
+            seconds: Date().timeIntervalSince(started))
+    }
+}
+
+/// Chooses cloud and bucket once, on first need, and makes their storage: `--cloud` or the
+/// first cloud of the server's list that this client supports; `--bucket`, else the bucket the
+/// manifest already uses with that cloud (re-runs stay consistent), else the server's first
+/// `nearestBuckets` entry for it.
+public actor StorageChoice {
+    let catalog: any RemoteCatalog
+    let storages: any StorageFactory
+    let request: SyncRequest
+    let bound: Manifest.Remote?
+    private var made: (any ImageStorage)?
+
+    public init(catalog: any RemoteCatalog, storages: any StorageFactory, request: SyncRequest, bound: Manifest.Remote?) {
+        self.catalog = catalog
+        self.storages = storages
+        self.request = request
+        self.bound = bound
+    }
+
+    public var chosen: (cloud: String, bucket: String)? { made.map { ($0.cloud, $0.bucket) } }
+
+    public func storage() async throws -> any ImageStorage {
+        if let made { return made }
+        let info = try await catalog.serverInfo()
+        guard info.systemMode == "Normal" else {
+            throw AltiError(.unavailable, "the server is in \(info.systemMode.isEmpty ? "an unknown" : info.systemMode) mode and accepts no uploads now; run again later")
+        }
+        let supported = storages.supportedClouds
+        let serverClouds = info.supportedClouds.map { $0.uppercased() }
+        let cloud: String
+        if let wanted = request.cloud?.uppercased() {
+            guard supported.contains(wanted) else {
+                throw AltiError(.usage, "--cloud \(request.cloud!) is not supported by this alti (supported: \(supported.joined(separator: ", ")))")
+            }
+            guard serverClouds.contains(wanted) else {
+                throw AltiError(.usage, "the server does not accept \(wanted) uploads (it offers \(serverClouds.joined(separator: ", "))); choose another --cloud")
+            }
+            cloud = wanted
+        } else if let first = serverClouds.first(where: { supported.contains($0) }) {
+            cloud = first
+        } else {
+            throw AltiError(.protocolError, "the server offers only \(serverClouds.joined(separator: ", ")) uploads; this alti supports \(supported.joined(separator: ", "))")
+        }
+        let bucket: String
+        if let given = request.bucket {
+            bucket = given
+        } else if let bound, bound.cloud.uppercased() == cloud, !bound.bucket.isEmpty {
+            bucket = bound.bucket
+        } else if let nearest = info.nearestBuckets.first(where: { $0.cloud.uppercased() == cloud }) {
+            bucket = nearest.bucket
+        } else {
+            throw AltiError(.protocolError, "the server suggested no \(cloud) bucket; choose one with --bucket")
+        }
+        let storage = try storages.storage(cloud: cloud, bucket: bucket)
+        made = storage
+        return storage
+    }
+}
