@@ -1,6 +1,7 @@
 import Foundation
 
-/// The emulator's notion of "now": URL and STS expiry, the 65-minute Pending rule, timestamps.
+/// The emulator's notion of "now": URL and STS expiry, the 65-minute Pending rule, the progress
+/// of reconstruction tasks, timestamps.
 /// Tests inject a `ManualEmulatorClock` to cross those limits without waiting.
 /// (The processing delay and fault latencies are real time: they exist to be waited for.)
 public protocol EmulatorClock: Sendable {

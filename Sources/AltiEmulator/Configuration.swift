@@ -53,6 +53,9 @@ public struct EmulatorConfiguration: Sendable {
     public var stsLifetime: TimeInterval = 3600
     /// An image left Pending without bytes this long becomes Invalid (Altizure: 65 minutes).
     public var pendingTimeout: TimeInterval = 65 * 60
+    /// How long a reconstruction task stays queued (Pending), and then running (Processing),
+    /// before it is Done. Follows the emulator clock, so tests step through it without waiting.
+    public var reconstructionPhase: TimeInterval = 10
     /// Largest object a PUT may store.
     public var maxObjectSize: Int = 1 << 30
     /// OSS bucket name handed out in STS credentials.

@@ -56,7 +56,7 @@ public actor EmulatorState {
         for seed in configuration.allProjects where projects[seed.id] == nil {
             projects[seed.id] = ProjectRecord(
                 id: seed.id, name: seed.name, projectType: "free", visibility: "public",
-                createdAt: now, imageIDs: [], taskState: nil, tasks: [])
+                createdAt: now, imageIDs: [], tasks: [])
             order.append(seed.id)
         }
     }
@@ -101,43 +101,115 @@ public actor EmulatorState {
     // MARK: Projects
 
     /// The project with this id, or nil.
-    public func project(_ id: String) -> ProjectRecord? { projects[id] }
+    public func project(_ id: String) -> ProjectRecord? {
+        advanceReconstructions()
+        return projects[id]
+    }
 
     /// All projects, oldest first.
-    public func allProjects() -> [ProjectRecord] { projectOrder.compactMap { projects[$0] } }
+    public func allProjects() -> [ProjectRecord] {
+        advanceReconstructions()
+        return projectsInOrder
+    }
+
+    /// All projects, oldest first, as they are (no clock catch-up: `persist` uses it).
+    private var projectsInOrder: [ProjectRecord] { projectOrder.compactMap { projects[$0] } }
 
     func createProject(name: String, type: String?, visibility: String?) -> ProjectRecord {
         let record = ProjectRecord(
             id: makeObjectID(), name: name, projectType: type ?? "free", visibility: visibility ?? "public",
-            createdAt: clock.now(), imageIDs: [], taskState: nil, tasks: [])
+            createdAt: clock.now(), imageIDs: [], tasks: [])
         projects[record.id] = record
         projectOrder.append(record.id)
         persist()
         return record
     }
 
-    func startReconstruction(projectID: String, taskType: String, scheduled: Bool) -> (TaskRecord?, String?) {
-        expireStalePending()
-        guard var project = projects[projectID] else { return (nil, "project not found") }
-        let ready = project.imageIDs.compactMap { images[$0] }.filter { $0.state == .ready || $0.state == .readyStrong }
-        if !scheduled && ready.isEmpty { return (nil, "no Ready image in the project") }
-        let task = TaskRecord(id: makeObjectID(), taskType: taskType, state: scheduled ? "Scheduled" : "Pending",
-                              startDate: clock.now())
+    // MARK: Reconstruction
+
+    /// `startReconstructionWithError` (`scheduled` false) and `preStartReconstruction` (true).
+    /// A project has at most one reconstruction: while its current task holds it (any state but
+    /// Stopped) both are refused, so a client that asks twice never starts two tasks.
+    func startReconstruction(projectID: String, taskType: String, scheduled: Bool)
+        -> Result<TaskRecord, ReconstructionRefusal>
+    {
+        advanceReconstructions()
+        guard var project = projects[projectID] else { return .failure(.projectNotFound) }
+        if let current = project.taskHoldingProject { return .failure(.taskExists(current)) }
+        let hasReadyImage = project.imageIDs.contains { images[$0].map(Self.isReady) ?? false }
+        if !scheduled && !hasReadyImage { return .failure(.noReadyImage) }
+        let now = clock.now()
+        let task = TaskRecord(
+            id: makeObjectID(), taskType: taskType, state: scheduled ? .scheduled : .pending, startDate: now,
+            queuedAt: scheduled ? nil : now, endDate: nil)
         project.tasks.append(task)
-        project.taskState = task.state
         projects[projectID] = project
         persist()
-        return (task, nil)
+        // A scheduled task whose images are all processed already starts now.
+        advanceReconstructions()
+        return .success(projects[projectID]?.tasks.last ?? task)
     }
 
+    /// `stopReconstruction`: a Scheduled, Pending or Processing task becomes Stopped (which makes
+    /// room for a new start); a Done or Stopped one is returned as it is. Nil without a task.
     func stopReconstruction(projectID: String) -> TaskRecord? {
+        advanceReconstructions()
         guard var project = projects[projectID], var task = project.tasks.last else { return nil }
-        task.state = "Stopped"
+        guard task.state != .done && task.state != .stopped else { return task }
+        task.state = .stopped
+        task.endDate = clock.now()
         project.tasks[project.tasks.count - 1] = task
-        project.taskState = "Stopped"
         projects[projectID] = project
         persist()
         return task
+    }
+
+    /// Moves every project's current task along: Scheduled -> Pending once the project has a
+    /// Ready image and none still Pending or Uploaded; Pending -> Processing -> Done after one
+    /// `reconstructionPhase` each, counted on the clock from `queuedAt` (so the outcome does not
+    /// depend on when anyone looks).
+    private func advanceReconstructions() {
+        // Image states first: a stale Pending image turning Invalid can release a scheduled task.
+        expireStalePending()
+        let now = clock.now()
+        let phase = configuration.reconstructionPhase
+        var changed = false
+        for id in projectOrder {
+            guard var project = projects[id], var task = project.tasks.last else { continue }
+            let before = task
+            if task.state == .scheduled && imagesAreProcessed(project) {
+                task.state = .pending
+                task.queuedAt = now
+            }
+            if task.state == .pending || task.state == .processing {
+                // Tasks persisted before `queuedAt` existed were queued when they started.
+                let queuedAt = task.queuedAt ?? task.startDate
+                let done = queuedAt.addingTimeInterval(2 * phase)
+                if now >= done {
+                    task.state = .done
+                    task.endDate = done
+                } else if now >= queuedAt.addingTimeInterval(phase) {
+                    task.state = .processing
+                }
+            }
+            guard task != before else { continue }
+            project.tasks[project.tasks.count - 1] = task
+            projects[id] = project
+            changed = true
+        }
+        if changed { persist() }
+    }
+
+    /// True when the project has a Ready image and every image is Ready or Invalid: the moment
+    /// `preStartReconstruction` waits for.
+    private func imagesAreProcessed(_ project: ProjectRecord) -> Bool {
+        let projectImages = project.imageIDs.compactMap { images[$0] }
+        return projectImages.contains(where: Self.isReady)
+            && projectImages.allSatisfy { Self.isReady($0) || $0.state == .invalid }
+    }
+
+    private static func isReady(_ image: ImageRecord) -> Bool {
+        image.state == .ready || image.state == .readyStrong
     }
 
     // MARK: Images
@@ -298,6 +370,8 @@ public actor EmulatorState {
         image.modifiedAt = clock.now()
         images[id] = image
         persist()
+        // This may have been the last image a scheduled reconstruction waited for.
+        advanceReconstructions()
     }
 
     // MARK: Storage
@@ -412,7 +486,7 @@ public actor EmulatorState {
 
     /// Counters plus the current images.
     public func stats() -> EmulatorStats {
-        expireStalePending()
+        advanceReconstructions()
         var out = counters
         let all = images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         out.images = all.map {
@@ -420,6 +494,11 @@ public actor EmulatorState {
                          checksum: $0.checksum, state: $0.state, errors: $0.errors, putCount: $0.putCount)
         }
         out.imagesByState = Dictionary(grouping: all, by: { $0.state.rawValue }).mapValues(\.count)
+        out.tasks = projectsInOrder.flatMap { project in
+            project.tasks.map {
+                TaskSummary(id: $0.id, projectID: project.id, taskType: $0.taskType, state: $0.state)
+            }
+        }
         return out
     }
 
@@ -468,7 +547,7 @@ public actor EmulatorState {
     private func persist() {
         guard let dir = configuration.dataDirectory else { return }
         let snapshot = Snapshot(
-            s3: s3Credentials, projects: allProjects(),
+            s3: s3Credentials, projects: projectsInOrder,
             images: images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) },
             sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID })
         let encoder = JSONEncoder()
@@ -485,4 +564,22 @@ public actor EmulatorState {
 extension Date {
     /// Whole seconds (STS `expire` has no fraction, so the stored expiry must not either).
     func rounded() -> Date { Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down)) }
+}
+
+/// Why a reconstruction did not start: the `error { code message }` of the payload (the task is
+/// then null). The sources list no codes ("10 error kinds", DOCS en/api-reconstruction.md): these
+/// are the emulator's.
+struct ReconstructionRefusal: Error, Equatable {
+    let code: Int
+    let message: String
+
+    static let projectNotFound = ReconstructionRefusal(code: 404, message: "project not found")
+    static let noReadyImage = ReconstructionRefusal(code: 1001, message: "no Ready image in the project")
+
+    /// The project already has a task that holds it (any state but Stopped).
+    static func taskExists(_ task: TaskRecord) -> ReconstructionRefusal {
+        ReconstructionRefusal(
+            code: 1002,
+            message: "the project already has a reconstruction task (\(task.id), \(task.state.rawValue))")
+    }
 }

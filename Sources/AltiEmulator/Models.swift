@@ -88,16 +88,63 @@ public struct ProjectRecord: Sendable, Codable, Equatable {
     public var visibility: String
     public var createdAt: Date
     public var imageIDs: [String]
-    public var taskState: String?
+    /// Every reconstruction task, oldest first; the last one is the project's current task. At
+    /// most one of them holds the project (see `TaskState.holdsProject`).
     public var tasks: [TaskRecord]
+
+    /// `Project.taskState`: the state of the current task, nil before the first one. (Snapshots
+    /// written before it was derived carry a stored `taskState`; decoding ignores it.)
+    public var taskState: String? { tasks.last?.state.rawValue }
+
+    /// The task that keeps another from starting, if any.
+    public var taskHoldingProject: TaskRecord? {
+        tasks.last.flatMap { $0.state.holdsProject ? $0 : nil }
+    }
 }
 
-/// A reconstruction task (only recorded; nothing is reconstructed).
+/// `Task.state` and `Project.taskState` (a String in the schema). The sources show only `Done`
+/// (a project's `taskState` in the CLI README); the other names are the emulator's choice
+/// (docs/EMULATOR.md, "Reconstruction").
+public enum TaskState: String, Sendable, Codable, CaseIterable {
+    /// `preStartReconstruction` accepted: waits until the project has a Ready image and no image
+    /// still Pending or Uploaded (the upload guide: it starts "once all the images are ready").
+    case scheduled = "Scheduled"
+    /// Queued: started, waiting for a reconstruction slot.
+    case pending = "Pending"
+    /// Running.
+    case processing = "Processing"
+    /// Finished.
+    case done = "Done"
+    /// `stopReconstruction` ended it before Done.
+    case stopped = "Stopped"
+
+    /// A project has at most one reconstruction: while its current task is in one of these
+    /// states, a new start is refused. Done counts (the project is reconstructed); only a
+    /// stopped task makes room for another.
+    public var holdsProject: Bool { self != .stopped }
+}
+
+/// A reconstruction task. Nothing is reconstructed: the state moves on with the emulator clock
+/// (`EmulatorConfiguration.reconstructionPhase` per phase).
 public struct TaskRecord: Sendable, Codable, Equatable {
     public var id: String
     public var taskType: String
-    public var state: String
+    public var state: TaskState
+    /// When the start was accepted (`Task.startDate`).
     public var startDate: Date
+    /// When the task entered Pending (for a scheduled task: when its images were all processed);
+    /// nil while Scheduled. The later phases are counted from here.
+    public var queuedAt: Date?
+    /// When it became Done or Stopped (`Task.endDate`).
+    public var endDate: Date?
+}
+
+/// A compact view of one reconstruction task for tests and `GET /_emulator/stats`.
+public struct TaskSummary: Sendable, Codable, Equatable {
+    public var id: String
+    public var projectID: String
+    public var taskType: String
+    public var state: TaskState
 }
 
 /// Temporary OSS credentials, write-only on `<bucket>/<projectID>/`.
@@ -174,6 +221,9 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var imagesByState: [String: Int] = [:]
     /// Current images.
     public var images: [ImageSummary] = []
+    /// Every reconstruction task of every project (current and stopped ones), by project in
+    /// creation order, oldest task first.
+    public var tasks: [TaskSummary] = []
 
     public init() {}
 

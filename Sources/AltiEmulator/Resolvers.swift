@@ -215,11 +215,14 @@ enum Resolvers {
         try await ctx.requireWritable()
         let id = args["id"].nonEmptyString ?? ""
         let taskType = args["options"]["taskType"].nonEmptyString ?? "Native"
-        let (task, failure) = await ctx.state.startReconstruction(projectID: id, taskType: taskType,
-                                                                  scheduled: scheduled)
-        if let task { return object(["task": taskObject(task)]) }
-        let code = failure == "project not found" ? 404 : 1001
-        return object(["error": object(["code": code, "message": failure ?? "failed"])])
+        // Refusals are the payload's `error` (task null), never a GraphQL error: that is how this
+        // mutation reports them (altizure-api.md §2).
+        switch await ctx.state.startReconstruction(projectID: id, taskType: taskType, scheduled: scheduled) {
+        case .success(let task):
+            return object(["task": taskObject(task)])
+        case .failure(let refusal):
+            return object(["error": object(["code": refusal.code, "message": refusal.message])])
+        }
     }
 
     // MARK: Nested types
@@ -352,8 +355,9 @@ enum Resolvers {
     }
 
     static func taskObject(_ task: TaskRecord) -> [String: any Sendable] {
-        object(["id": task.id, "taskType": task.taskType, "state": task.state,
-                "startDate": formatISODate(task.startDate), "queueing": 0])
+        object(["id": task.id, "taskType": task.taskType, "state": task.state.rawValue,
+                "startDate": formatISODate(task.startDate), "endDate": task.endDate.map(formatISODate),
+                "queueing": 0])
     }
 
     /// Relay connection over `items` (`first`, `last`, `after`, `before`; "" = unset).

@@ -40,6 +40,8 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
     var stsLifetime: Double = 3600
     @Option(help: "Seconds after which an image still Pending becomes Invalid.")
     var pendingTimeout: Double = 65 * 60
+    @Option(help: "Seconds a reconstruction task stays Pending, and then Processing, before it is Done.")
+    var reconstructionPhase: Double = 10
     @Option(help: "OSS bucket name handed out in STS credentials.")
     var ossBucket = "alti-emu-oss"
     @Flag(help: "Print one line per request (no secrets, no query strings).")
@@ -83,7 +85,8 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let message = faults.validationError() { throw ValidationError(message) }
         for (name, value) in [("--processing-delay", processingDelay), ("--url-lifetime", urlLifetime),
-                              ("--sts-lifetime", stsLifetime), ("--pending-timeout", pendingTimeout)] where value < 0 {
+                              ("--sts-lifetime", stsLifetime), ("--pending-timeout", pendingTimeout),
+                              ("--reconstruction-phase", reconstructionPhase)] where value < 0 {
             throw ValidationError("\(name) must not be negative")
         }
     }
@@ -123,6 +126,7 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         config.urlLifetime = urlLifetime
         config.stsLifetime = stsLifetime
         config.pendingTimeout = pendingTimeout
+        config.reconstructionPhase = reconstructionPhase
         config.ossBucket = ossBucket
         config.logRequests = logRequests
         config.faults = faults

@@ -23,7 +23,8 @@ struct ExecutableTests {
         let result = try await runProcessOffPool(try emulatorBinary(), ["--help"])
         #expect(result.exitCode == 0)
         for flag in ["--port", "--port-file", "--key", "--token", "--project", "--data", "--processing-delay",
-                     "--url-lifetime", "--sts-lifetime", "--pending-timeout", "--oss-bucket", "--log-requests",
+                     "--url-lifetime", "--sts-lifetime", "--pending-timeout", "--reconstruction-phase",
+                     "--oss-bucket", "--log-requests",
                      "--graphql-latency", "--put-latency", "--graphql-fail-rate", "--put-fail-rate", "--fail-status",
                      "--graphql-reset-rate", "--put-reset-rate", "--put-trickle-rate", "--trickle-bytes-per-second",
                      "--graphql-hang-rate", "--put-hang-rate", "--hang-seconds", "--force-invalid", "--read-only"] {

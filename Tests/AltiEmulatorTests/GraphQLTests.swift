@@ -217,20 +217,24 @@ struct GraphQLTests {
                                     ["id": samplePID])
             #expect(pre.data("preStartReconstruction", "task", "state") as? String == "Scheduled")
             #expect(pre.data("preStartReconstruction", "error") == nil)
+            let taskID = try #require(pre.data("preStartReconstruction", "task", "id") as? String)
 
+            // The scheduled task holds the project: a start now is refused, not a second task.
+            let refused = try await gql(emu, "mutation ($id: ID!) { startReconstructionWithError(id: $id) { error { code message } task { id } } }",
+                                        ["id": samplePID])
+            #expect(refused.data("startReconstructionWithError", "error", "code") as? Int == 1002)
+
+            // Once its image is processed, the scheduled task is queued.
             let bytes = jpegBytes("recon")
             let reg = try await registerS3(emu, name: "r.jpg", checksum: sha1(bytes))
             try await startUpload(emu, reg.imageID)
             #expect(try await putS3(emu, reg, bytes).status == 200)
             #expect(try await waitForFinalState(emu, reg.imageID).0 == "Ready")
-            let start = try await gql(emu, "mutation ($id: ID!) { startReconstructionWithError(id: $id) { error { code message } task { id taskType state } } }",
-                                      ["id": samplePID])
-            #expect(start.data("startReconstructionWithError", "error") == nil)
-            #expect(start.data("startReconstructionWithError", "task", "taskType") as? String == "Native")
             let project = try await gql(emu, "query ($id: ID!) { project(id: $id) { numImage gigaPixel taskState } }", ["id": samplePID])
             #expect(project.data("project", "numImage") as? Int == 1)
             #expect(project.data("project", "taskState") as? String == "Pending")
             #expect((project.data("project", "gigaPixel") as? Double ?? 0) > 0)
+            #expect(await emu.stats().tasks.map(\.id) == [taskID])
         }
     }
 }

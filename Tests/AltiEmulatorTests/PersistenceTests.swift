@@ -64,6 +64,46 @@ struct PersistenceTests {
         }
     }
 
+    /// A task outlives a restart (a second start is still refused), and a state.json of an
+    /// earlier build (stored `taskState`, tasks without `queuedAt`/`endDate`) loads.
+    @Test func reconstructionTaskSurvivesRestart() async throws {
+        let tree = try TempTree("emu-task")
+        var config = testEmulatorConfiguration()
+        config.dataDirectory = tree.path("data")
+        config.reconstructionPhase = 3600
+        let start = "mutation ($id: ID!) { startReconstructionWithError(id: $id) { error { code } task { id } } }"
+        let taskID = try await withEmulator(config) { emu in
+            let bytes = jpegBytes("task")
+            let reg = try await registerS3(emu, name: "t.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
+            #expect(try await putS3(emu, reg, bytes).status == 200)
+            #expect(try await waitForFinalState(emu, reg.imageID).0 == "Ready")
+            let started = try await gql(emu, start, ["id": samplePID])
+            return try #require(started.data("startReconstructionWithError", "task", "id") as? String)
+        }
+        try await withEmulator(config) { emu in
+            let again = try await gql(emu, start, ["id": samplePID])
+            #expect(again.data("startReconstructionWithError", "error", "code") as? Int == 1002)
+            #expect(await emu.state.project(samplePID)?.tasks.map(\.id) == [taskID])
+        }
+        let path = tree.path("data/state.json")
+        var snapshot = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var projects = try #require(snapshot["projects"] as? [[String: Any]])
+        let index = try #require(projects.firstIndex { $0["id"] as? String == samplePID })
+        var tasks = try #require(projects[index]["tasks"] as? [[String: Any]])
+        tasks[0]["queuedAt"] = nil
+        tasks[0]["endDate"] = nil
+        projects[index]["tasks"] = tasks
+        projects[index]["taskState"] = "Pending"
+        snapshot["projects"] = projects
+        try JSONSerialization.data(withJSONObject: snapshot).write(to: URL(fileURLWithPath: path))
+        try await withEmulator(config) { emu in
+            #expect(await emu.state.project(samplePID)?.taskState == "Pending")
+            #expect(await emu.stats().tasks.map(\.id) == [taskID])
+        }
+    }
+
     @Test func memoryByDefault() async throws {
         let bytes = jpegBytes("volatile")
         try await withEmulator(testEmulatorConfiguration()) { emu in
