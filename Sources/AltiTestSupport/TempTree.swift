@@ -182,8 +182,18 @@ public struct RunError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// The Python interpreter of the test oracles (jsonschema, oss2): `$ALTI_TEST_PYTHON` when set
+/// (scripts/test sets it to the virtual environment `scripts/bootstrap --test` makes in
+/// `.build/test-venv`), else `python3` from PATH. A missing interpreter or package is an error, never a skip.
+public enum TestPython {
+    public static var interpreter: String {
+        if let env = ProcessInfo.processInfo.environment["ALTI_TEST_PYTHON"], !env.isEmpty { return env }
+        return "python3"
+    }
+}
+
 /// Validates JSON files against `manifests/manifest.schema.json` with Python's `jsonschema`
-/// (Draft 2020-12), the oracle CI installs with pip. Missing Python or jsonschema is an error,
+/// (Draft 2020-12), run by `TestPython.interpreter`. Missing Python or jsonschema is an error,
 /// never a skip.
 public enum ManifestSchema {
     public static var schemaPath: String { Run.packageRoot.appendingPathComponent("manifests/manifest.schema.json").path }
@@ -193,7 +203,7 @@ public enum ManifestSchema {
         try:
             import jsonschema
         except ImportError:
-            print("python3 has no jsonschema package: pip install jsonschema (CI does, via scripts/bootstrap --test)")
+            print("%s has no jsonschema package: run scripts/bootstrap --test and set ALTI_TEST_PYTHON to the interpreter it prints (scripts/test does)" % sys.executable)
             sys.exit(3)
         schema = json.load(open(sys.argv[1]))
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -209,7 +219,7 @@ public enum ManifestSchema {
     /// The validation errors of `files` (empty when all are valid). Throws when the validator
     /// itself cannot run.
     public static func errors(_ files: [String]) throws -> [String] {
-        let result = try Run.process("python3", ["-c", script, schemaPath] + files)
+        let result = try Run.process(TestPython.interpreter, ["-c", script, schemaPath] + files)
         switch result.exitCode {
         case 0: return []
         case 1: return result.stdout.split(separator: "\n").map(String.init)

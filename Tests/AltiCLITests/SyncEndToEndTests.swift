@@ -305,9 +305,19 @@ import Testing
             #expect(stats.count("startReconstructionWithError") == 1)
             #expect(stats.puts == 24)
 
+            // Re-running the same command (a dropped link, a second try) starts nothing more: the
+            // project's task is checked first. --start-anyway likewise.
+            let again = try await Self.alti(["sync", tree.path, "--project", Self.project, "--start-reconstruction", "--json"], Self.env(emu))
+            #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
+            let underway = try #require(try Self.json(again)["reconstruction"] as? [String: String])
+            #expect(underway["alreadyUnderway"] == "true")
             let anyway = try await Self.alti(["sync", tree.path, "--project", Self.project, "--start-anyway"], Self.env(emu))
-            #expect(await emu.state.stats().count("preStartReconstruction") == 1)
-            #expect(anyway.stdout.contains("reconstruction"))
+            #expect(anyway.exitCode == 0, "\(anyway.stdout) \(anyway.stderr)")
+            #expect(anyway.stdout.contains("reconstruction already started earlier"))
+            let after = await emu.state.stats()
+            #expect(after.count("startReconstructionWithError") == 1)
+            #expect(after.count("preStartReconstruction") == 0)
+            #expect(after.tasks.count == 1)
         }
     }
 

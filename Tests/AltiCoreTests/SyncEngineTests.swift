@@ -87,6 +87,7 @@ struct FakeCatalog: RemoteCatalog {
         for id in imageIDs { out[id] = await server.byID(id) }
         return out
     }
+    func reconstructionTask(project: String) async throws -> ReconstructionOutcome? { nil }
     func startReconstruction(project: String) async throws -> ReconstructionOutcome { ReconstructionOutcome(taskID: "t") }
     func preStartReconstruction(project: String) async throws -> ReconstructionOutcome { ReconstructionOutcome(taskID: "t") }
 }

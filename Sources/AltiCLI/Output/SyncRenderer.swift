@@ -55,7 +55,9 @@ enum SyncRenderer {
             lines.append("    failed: \(relative(s, sha1)): \(reason)")
         }
         if let rec = r.reconstruction {
-            if let message = rec.errorMessage {
+            if rec.alreadyUnderway {
+                lines.append("  reconstruction already started earlier (task \(rec.taskState ?? "?")): not starting a second one")
+            } else if let message = rec.errorMessage {
                 lines.append("  reconstruction not started: \(message)\(rec.errorCode.map { " (code \($0))" } ?? "")")
             } else {
                 lines.append("  reconstruction started: task \(rec.taskID ?? "?")\(rec.taskState.map { " (\($0))" } ?? "")")
@@ -130,6 +132,7 @@ enum SyncRenderer {
             reconstruction?["taskState"] = rec.taskState
             reconstruction?["errorMessage"] = rec.errorMessage
             reconstruction?["errorCode"] = rec.errorCode.map(String.init)
+            reconstruction?["alreadyUnderway"] = rec.alreadyUnderway ? "true" : nil
         }
         let report = JSONReport(
             endpoint: s.endpoint, project: s.project?.id, projectName: s.project?.name, cloud: s.cloud, bucket: s.bucket,

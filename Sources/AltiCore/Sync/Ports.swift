@@ -108,13 +108,22 @@ public struct ReconstructionOutcome: Sendable, Equatable {
     public var taskState: String?
     public var errorCode: Int?
     public var errorMessage: String?
+    /// Nothing was started because the project already has a task (queued, running or done):
+    /// re-running the same command must never start a second reconstruction.
+    public var alreadyUnderway: Bool
 
-    public init(taskID: String? = nil, taskState: String? = nil, errorCode: Int? = nil, errorMessage: String? = nil) {
+    public init(taskID: String? = nil, taskState: String? = nil, errorCode: Int? = nil, errorMessage: String? = nil,
+                alreadyUnderway: Bool = false) {
         self.taskID = taskID
         self.taskState = taskState
         self.errorCode = errorCode
         self.errorMessage = errorMessage
+        self.alreadyUnderway = alreadyUnderway
     }
+
+    /// States of a finished-without-result task, after which a new start is allowed. Any other
+    /// state, including one this client does not know, means a task exists: never start another.
+    public static let restartableStates: Set<String> = ["Stopped", "Failed", "Cancelled", "Canceled"]
 }
 
 /// The GraphQL side. Batch methods take up to `batchLimit` items and send ONE request each.
@@ -129,6 +138,8 @@ public protocol RemoteCatalog: Sendable {
     func startUpload(imageIDs: [String]) async throws -> [String: RemoteImage]
     /// `project.image` for each image id; keyed by image id (absent = the server lost it).
     func imageStates(project: String, imageIDs: [String]) async throws -> [String: RemoteImage]
+    /// The project's current reconstruction task (its state), nil when it has none.
+    func reconstructionTask(project: String) async throws -> ReconstructionOutcome?
     func startReconstruction(project: String) async throws -> ReconstructionOutcome
     func preStartReconstruction(project: String) async throws -> ReconstructionOutcome
 }

@@ -95,12 +95,9 @@ public struct SyncService: Sendable {
         do {
             report = try await engine.run(items: items, project: project.id) { try await choice.storage() }
             // 4. Reconstruction, if asked and possible.
-            if report.phase == .complete, !request.options.dryRun {
-                if request.startAnyway {
-                    report.reconstruction = try await catalog.preStartReconstruction(project: project.id)
-                } else if request.startReconstruction, report.allReady {
-                    report.reconstruction = try await catalog.startReconstruction(project: project.id)
-                }
+            if report.phase == .complete, !request.options.dryRun,
+               request.startAnyway || (request.startReconstruction && report.allReady) {
+                report.reconstruction = try await startReconstructionOnce(project: project.id, anyway: request.startAnyway)
             }
         } catch {
             // Whatever stopped the run (no network, a refused key, Ctrl-C during the last step),
@@ -118,6 +115,18 @@ public struct SyncService: Sendable {
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Starts the reconstruction unless the project already has a task: a re-run of the same
+    /// command after a dropped link must not start a second one (altizure-api.md: one task per
+    /// project). The check costs one request, only when a start is asked for.
+    func startReconstructionOnce(project: String, anyway: Bool) async throws -> ReconstructionOutcome {
+        if let current = try await catalog.reconstructionTask(project: project),
+           let state = current.taskState, !ReconstructionOutcome.restartableStates.contains(state) {
+            return ReconstructionOutcome(taskID: current.taskID, taskState: state, alreadyUnderway: true)
+        }
+        return anyway ? try await catalog.preStartReconstruction(project: project)
+                      : try await catalog.startReconstruction(project: project)
     }
 
     static func paths(_ items: [SyncItem]) -> [String: String] {
