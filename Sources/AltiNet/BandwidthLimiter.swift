@@ -7,6 +7,10 @@ import Foundation
 public final class BandwidthLimiter: @unchecked Sendable {
     public let bytesPerSecond: Int64
     public let burst: Int64
+    /// What one waiting transfer asks for at least before it wakes up (a few KiB, so threads do
+    /// not spin on single bytes, and well under `burst`, so tokens are taken long before a full
+    /// bucket would overflow and waste them while threads oversleep on a loaded machine).
+    public let chunk: Int64
     private let lock = NSLock()
     private var tokens: Double
     private var last: UInt64
@@ -14,15 +18,18 @@ public final class BandwidthLimiter: @unchecked Sendable {
     private let pause: @Sendable (UInt64) -> Void
 
     /// - Parameters:
-    ///   - burst: the most bytes sent at once after an idle spell (default: 1/20 of a second's
-    ///     worth, at least 16 KiB), small so the rate holds over short windows too.
+    ///   - burst: the most bytes the bucket holds (default: a quarter second's worth, at least
+    ///     64 KiB). The bucket starts empty, so a transfer never starts with a burst; a full one
+    ///     only builds up while nothing is sent.
     ///   - clock: monotonic nanoseconds; `pause`: sleeps nanoseconds (both injectable for tests).
     public init(bytesPerSecond: Int64, burst: Int64? = nil,
                 clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds },
                 pause: @escaping @Sendable (UInt64) -> Void = { usleep(useconds_t(min($0 / 1000, 1_000_000))) }) {
         precondition(bytesPerSecond > 0)
         self.bytesPerSecond = bytesPerSecond
-        self.burst = max(1, burst ?? max(16 << 10, bytesPerSecond / 20))
+        let burst = max(1, burst ?? max(64 << 10, bytesPerSecond / 4))
+        self.burst = burst
+        self.chunk = min(burst, max(4 << 10, bytesPerSecond / 50))
         self.tokens = 0
         self.clock = clock
         self.pause = pause
@@ -33,9 +40,9 @@ public final class BandwidthLimiter: @unchecked Sendable {
     /// between 1 and `wanted`; returns 0 when `stop()` turns true while waiting.
     public func acquire(upTo wanted: Int, stop: () -> Bool = { false }) -> Int {
         guard wanted > 0 else { return 0 }
-        // Wait for a useful amount rather than trickling single bytes: at most a burst, at
-        // least what is asked for if that is smaller.
-        let target = Double(min(Int64(wanted), burst))
+        // Wait for a useful amount rather than trickling single bytes: a chunk, or what is asked
+        // for if that is smaller.
+        let target = Double(min(Int64(wanted), chunk))
         while true {
             let (granted, wait): (Int, UInt64) = lock.withLock {
                 refill()
