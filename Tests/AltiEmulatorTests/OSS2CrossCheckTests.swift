@@ -5,7 +5,8 @@ import Testing
 
 /// The official Aliyun SDK (oss2, from PyPI) uploads into the emulator: V1 and V4 are accepted,
 /// a wrong secret is refused. Proves the verifier agrees with the real signer. Fails (never skips)
-/// when python3 or oss2 is missing: `pip install oss2` (scripts/bootstrap --test does).
+/// when python3 or oss2 is missing. The interpreter is `TestPython.interpreter` (`$ALTI_TEST_PYTHON`,
+/// which scripts/test points at the venv `scripts/bootstrap --test` makes, else `python3`).
 @Suite("oss2 cross-check")
 struct OSS2CrossCheckTests {
     struct Outcome: Decodable { let status: Int?; let code: String? }
@@ -16,14 +17,18 @@ struct OSS2CrossCheckTests {
         let result: ProcessResult
         do {
             result = try await runProcessOffPool(
-                "python3", [script, "--endpoint", sts.endpoint, "--bucket", sts.bucket, "--key", key, "--file", file,
-                            "--version", version, "--region", "cn-shenzhen"],
+                TestPython.interpreter,
+                [script, "--endpoint", sts.endpoint, "--bucket", sts.bucket, "--key", key, "--file", file,
+                 "--version", version, "--region", "cn-shenzhen"],
                 environment: ["OSS_ACCESS_KEY_ID": sts.id, "OSS_ACCESS_KEY_SECRET": secret ?? sts.secret,
                               "OSS_SECURITY_TOKEN": sts.token])
         } catch {
-            throw TestFailure("cannot run python3 (needed for the oss2 cross-check): \(error)")
+            throw TestFailure("cannot run \(TestPython.interpreter) (needed for the oss2 cross-check): \(error)")
         }
-        if result.exitCode == 3 { throw TestFailure("oss2 is missing: \(result.stdout) (run `pip install oss2`)") }
+        if result.exitCode == 3 {
+            throw TestFailure("oss2 is missing: \(result.stdout) (run scripts/bootstrap --test and set ALTI_TEST_PYTHON"
+                              + " to the interpreter it prints; scripts/test does)")
+        }
         guard result.exitCode == 0, let line = result.stdout.split(separator: "\n").last else {
             throw TestFailure("oss2_check.py failed (exit \(result.exitCode)): \(result.stdout) \(result.stderr)")
         }
