@@ -8,6 +8,7 @@ public struct AltiCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "alti",
         abstract: "Get survey images from a field laptop into an Altizure project, resumably.",
+        version: AltiVersion.version,
         subcommands: [Scan.self, Sync.self])
 
     public init() {}
@@ -22,6 +23,7 @@ public struct AltiCommand: AsyncParsableCommand {
     static func execute(_ arguments: [String], context: CommandContext = .current) async -> Int32 {
         await CommandContext.$current.withValue(context) {
             do {
+                if let mistake = ArgumentCheck.check(arguments) { throw mistake }
                 var command = try parseAsRoot(arguments)
                 if var asyncCommand = command as? any AsyncParsableCommand {
                     try await asyncCommand.run()

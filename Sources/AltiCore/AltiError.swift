@@ -16,6 +16,7 @@ public struct AltiError: Error, LocalizedError, CustomStringConvertible, Sendabl
         case protocolError    // 76 EX_PROTOCOL: the server answered something we cannot use
         case auth             // 77 EX_NOPERM: bad key or token
         case config           // 78 EX_CONFIG
+        case unusableFiles    // 79: every usable image is done, but some files are not usable images
         case interrupted      // 130: SIGINT / SIGTERM, progress saved
     }
 
@@ -41,6 +42,7 @@ public struct AltiError: Error, LocalizedError, CustomStringConvertible, Sendabl
         case .protocolError: 76
         case .auth: 77
         case .config: 78
+        case .unusableFiles: 79
         case .interrupted: 130
         }
     }

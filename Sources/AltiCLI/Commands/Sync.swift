@@ -7,13 +7,20 @@ import Foundation
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
+        usage: """
+            alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
+                      [--dry-run] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
+            """,
         discussion: """
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
             request), uploads only the missing images, waits until the server has verified them, and \
             writes image ids and states into the manifest. Run it again after any interruption: nothing \
-            uploaded is sent again. Exit codes: 0 all Ready, 75 some Invalid/failed/processing (run again), \
-            77 key or token refused, 69 server unreachable, 67 no such project, 130 interrupted; and the \
-            scan's codes (64, 65, 66, 73, 74).
+            uploaded is sent again. Exit codes: 0 all Ready; 64 bad flags; 65 corrupt manifest or journal; \
+            66 a PATH is missing, not a folder, or holds no images; 67 no such project, or the manifest \
+            belongs to another; 69 server unreachable or read-only; 73 manifest cannot be written or is in \
+            use; 74 I/O error; 75 some Invalid/failed/processing (run again); 76 the server answered \
+            something unusable; 77 key or token refused; 78 bad config file; 79 every usable image is \
+            Ready but some files are not usable images (named in the summary); 130 interrupted.
             """)
 
     @Argument(help: ArgumentHelp("Folders to sync.", valueName: "path"))
@@ -80,12 +87,22 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         let context = CommandContext.current
         let resolved = try connection.resolve(environment: context.environment)
+        let format = output.resolved
+        if dryRun, resolved.key == nil || resolved.token == nil {
+            // A plan needs no credentials: make it from the manifests, as offline.
+            var scanner = ScanService()
+            if let interval = context.scanCheckpointInterval { scanner.checkpointInterval = interval }
+            let summary = try await SyncService.planOffline(
+                request, scanner: scanner, endpoint: resolved.endpoint,
+                reason: "no \(resolved.key == nil ? "app key" : "user token") is set, so the server was not asked")
+            context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
+            return
+        }
         let (key, token) = try resolved.requireCredentials()
         let metrics = SyncMetrics()
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
             uploadLimits: context.uploadLimits, metrics: metrics))
-        let format = output.resolved
 
         var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
         if let interval = context.scanCheckpointInterval { service.scanner.checkpointInterval = interval }

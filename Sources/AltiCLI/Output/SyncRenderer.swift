@@ -5,6 +5,9 @@ import Foundation
 /// Renders a sync summary as text (for people) or one JSON object (for scripts), and decides the
 /// exit code. Never prints a key, a token or an upload URL: the summary holds none.
 enum SyncRenderer {
+    /// The exit code of a finished sync, or nil for 0. Order: interrupted, then what a re-run may
+    /// mend (75), then an input with no images (66), then files that are not usable images (79):
+    /// a script must be able to tell "all sent" from "all usable ones sent".
     static func exitCode(_ s: SyncSummary) -> Int32? {
         let r = s.report
         if r.phase == .interrupted { return AltiError(.interrupted, "").exitCode }
@@ -13,8 +16,34 @@ enum SyncRenderer {
         if s.waited, !(r.processing.isEmpty && r.notSent.isEmpty) { return AltiError(.incomplete, "").exitCode }
         if !s.waited, !r.notSent.isEmpty { return AltiError(.incomplete, "").exitCode }
         if let rec = r.reconstruction, rec.errorMessage != nil { return AltiError(.incomplete, "").exitCode }
+        if !unusable(s).isEmpty { return AltiError(.unusableFiles, "").exitCode }
+        if r.total == 0 { return AltiError(.noInput, "").exitCode }
         return nil
     }
+
+    /// A file that is not a usable image, with its full path and why.
+    struct Unusable: Encodable, Equatable {
+        var path: String
+        var verdict: String
+        var detail: String?
+    }
+
+    /// Every file of the sources that looks like an image but cannot be sent: named files that are
+    /// empty, truncated, not images, unreadable; and unreadable files that may be images.
+    static func unusable(_ s: SyncSummary) -> [Unusable] {
+        s.sources.flatMap { source -> [Unusable] in
+            let prefix = source.root == "/" ? "/" : source.root + "/"
+            return source.problems.map { Unusable(path: prefix + $0.path, verdict: $0.verdict.rawValue, detail: $0.detail) }
+                + source.unreadableOtherFiles.map { Unusable(path: prefix + $0.path, verdict: "unreadable", detail: $0.detail) }
+        }
+    }
+
+    /// "1 image", "2 images"; "1 URL refresh", "2 URL refreshes".
+    static func count(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(n) \(n == 1 ? noun : plural ?? noun + "s")"
+    }
+
+    static let listedLines = 20
 
     static func text(_ s: SyncSummary) -> String {
         let r = s.report
@@ -26,26 +55,32 @@ enum SyncRenderer {
         let bytes = s.sources.reduce(Int64(0)) { $0 + $1.totalBytes }
         let hashed = s.sources.reduce(0) { $0 + $1.filesHashed }
         let reused = s.sources.reduce(0) { $0 + $1.filesReused }
-        let problems = s.sources.reduce(0) { $0 + $1.problems.count }
-        var scanLine = "  scanned \(images) images (\(ScanRenderer.bytes(bytes))) in \(s.sources.count) source\(s.sources.count == 1 ? "" : "s"): \(hashed) hashed, \(reused) unchanged"
-        if r.total < images { scanLine += ", \(images - r.total) duplicates" }
-        if problems > 0 { scanLine += "; \(problems) not usable (see alti scan)" }
+        var scanLine = "  scanned \(count(images, "image")) (\(ScanRenderer.bytes(bytes))) in \(count(s.sources.count, "source")): \(hashed) hashed, \(reused) unchanged"
+        if r.total < images { scanLine += ", \(count(images - r.total, "duplicate"))" }
         lines.append(scanLine)
-        if s.offlinePlan {
-            lines.append("  offline: the server could not be reached; this plan is based on the manifest only")
+        let bad = unusable(s)
+        if !bad.isEmpty {
+            lines.append("  not usable, not sent: \(count(bad.count, "file"))")
+            for file in bad.prefix(listedLines) {
+                lines.append("    \(file.path): \(file.verdict)\(file.detail.map { ": \($0)" } ?? "")")
+            }
+            if bad.count > listedLines { lines.append("    ... and \(bad.count - listedLines) more (see --format json)") }
         }
-        lines.append("  on the server already: \(r.alreadyReady + (r.total - r.alreadyReady - r.toSend.count)) · to send: \(r.toSend.count) images, \(ScanRenderer.bytes(r.bytesToSend))")
+        if s.offlinePlan {
+            lines.append("  offline: \(s.offlineReason ?? "the server could not be reached"); this plan is based on the manifest only")
+        }
+        lines.append("  on the server already: \(r.total - r.toSend.count) · to send: \(count(r.toSend.count, "image")), \(ScanRenderer.bytes(r.bytesToSend))")
         if s.dryRun {
-            for sha1 in r.toSend.prefix(20) { lines.append("    would send \(relative(s, sha1))") }
-            if r.toSend.count > 20 { lines.append("    ... and \(r.toSend.count - 20) more") }
+            for sha1 in r.toSend.prefix(listedLines) { lines.append("    would send \(relative(s, sha1))") }
+            if r.toSend.count > listedLines { lines.append("    ... and \(r.toSend.count - listedLines) more") }
             lines.append("  nothing was changed on the server (dry run)")
             return lines.joined(separator: "\n") + "\n"
         }
         let m = s.metrics
         if m.transfers > 0 || m.registrations > 0 {
-            lines.append("  sent \(m.transfers) images (\(ScanRenderer.bytes(m.bytesStored))) in \(String(format: "%.1f", s.seconds)) s; \(m.registrations) registrations, \(m.grantRefreshes) URL refreshes, \(m.apiRequests) API requests")
+            lines.append("  sent \(count(m.transfers, "image")) (\(ScanRenderer.bytes(m.bytesStored))) in \(String(format: "%.1f", s.seconds)) s; \(count(m.registrations, "registration")), \(count(m.grantRefreshes, "URL refresh", plural: "URL refreshes")), \(count(m.apiRequests, "API request"))")
         } else {
-            lines.append("  sent nothing; \(m.apiRequests) API request\(m.apiRequests == 1 ? "" : "s")")
+            lines.append("  sent nothing; \(count(m.apiRequests, "API request"))")
         }
         lines.append("  Ready \(r.ready.count) · Invalid \(r.invalid.count) · processing \(r.processing.count) · failed \(r.failed.count)\(r.notSent.isEmpty ? "" : " · not sent \(r.notSent.count)")")
         for (sha1, errors) in r.invalid.sorted(by: { $0.key < $1.key }) {
@@ -68,27 +103,34 @@ enum SyncRenderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The closing line: what happened, in one sentence, and what to do next.
     static func next(_ s: SyncSummary) -> String {
         let r = s.report
+        let bad = unusable(s).count
         if r.phase == .interrupted {
-            let left = r.total - r.ready.count
-            return "Interrupted: \(r.ready.count) of \(r.total) images Ready, \(left) left. Progress is saved; run the same command again to continue."
+            let sent = r.ready.count + r.processing.count
+            return "Interrupted: \(sent) of \(count(r.total, "image")) on the server (\(r.ready.count) Ready), \(r.total - sent) left to send. Progress is saved; run the same command again to continue."
         }
         if !r.failed.isEmpty || !r.notSent.isEmpty {
-            return "Not finished: run the same command again to retry the \(r.failed.count + r.notSent.count) images left (nothing uploaded is sent again)."
+            return "Not finished: run the same command again to retry the \(count(r.failed.count + r.notSent.count, "image")) left (nothing uploaded is sent again)."
         }
         if !r.invalid.isEmpty {
-            return "The server rejected \(r.invalid.count) images: fix or remove them, then run again (Invalid images are sent again)."
+            return "The server rejected \(count(r.invalid.count, "image")): fix or remove them, then run again (Invalid images are sent again)."
         }
         if !r.processing.isEmpty {
             return s.waited
-                ? "\(r.processing.count) images are still being processed: run the same command again later to check."
-                : "Uploaded; the server is verifying \(r.processing.count) images. Run again later to record their final state."
+                ? "\(count(r.processing.count, "image")) still being processed: run the same command again later to check."
+                : "Uploaded; the server is verifying \(count(r.processing.count, "image")). Run again later to record their final state."
         }
-        if r.reconstruction == nil {
-            return "All \(r.total) images are Ready. Start the reconstruction with --start-reconstruction."
+        if r.total == 0 {
+            return bad == 0
+                ? "No images found under \(s.sources.map(\.root).joined(separator: ", ")): nothing to send. Check the folder."
+                : "None of the \(count(bad, "file")) listed above is a usable image: nothing to send."
         }
-        return "All \(r.total) images are Ready."
+        var line = bad == 0 ? "All \(count(r.total, "image")) Ready." : "\(r.total) of \(r.total + bad) image files Ready; \(bad) not usable (listed above) and not sent: replace or remove them."
+        if r.total == 1, bad == 0 { line = "The 1 image is Ready." }
+        if r.reconstruction == nil, bad == 0 { line += " Start the reconstruction with --start-reconstruction." }
+        return line
     }
 
     static func relative(_ s: SyncSummary, _ sha1: String) -> String {
@@ -99,8 +141,8 @@ enum SyncRenderer {
         var endpoint: String
         var project: String?
         var projectName: String?
-        var cloud: String
-        var bucket: String
+        var cloud: String?
+        var bucket: String?
         var dryRun: Bool
         var offline: Bool
         var phase: String
@@ -115,6 +157,8 @@ enum SyncRenderer {
         var processing: [String]
         var failed: [String: String]
         var notSent: [String]
+        /// Files that look like images but cannot be sent (path, verdict, detail).
+        var notUsable: [Unusable]
         var requests: [String: Int]
         var bytesSent: Int64
         var filesHashed: Int
@@ -135,14 +179,15 @@ enum SyncRenderer {
             reconstruction?["alreadyUnderway"] = rec.alreadyUnderway ? "true" : nil
         }
         let report = JSONReport(
-            endpoint: s.endpoint, project: s.project?.id, projectName: s.project?.name, cloud: s.cloud, bucket: s.bucket,
+            endpoint: s.endpoint, project: s.project?.id, projectName: s.project?.name,
+            cloud: s.cloud.isEmpty ? nil : s.cloud, bucket: s.bucket.isEmpty ? nil : s.bucket,
             dryRun: s.dryRun, offline: s.offlinePlan, phase: r.phase.rawValue, exitCode: exitCode(s) ?? 0, manifests: s.manifests,
             images: r.total, alreadyReady: r.alreadyReady, toSend: r.toSend.map(path), bytesToSend: r.bytesToSend,
             ready: r.ready.map(path).sorted(),
             invalid: Dictionary(uniqueKeysWithValues: r.invalid.map { (path($0.key), $0.value) }),
             processing: r.processing.map(path).sorted(),
             failed: Dictionary(uniqueKeysWithValues: r.failed.map { (path($0.key), $0.value) }),
-            notSent: r.notSent.map(path).sorted(),
+            notSent: r.notSent.map(path).sorted(), notUsable: unusable(s),
             requests: ["graphql": s.metrics.apiRequests, "graphqlRetries": s.metrics.apiRetries, "put": s.metrics.transfers,
                        "putRetries": s.metrics.transferRetries, "registrations": s.metrics.registrations,
                        "urlRefreshes": s.metrics.grantRefreshes],
@@ -220,10 +265,12 @@ final class SyncProgressDisplay: @unchecked Sendable {
     }
 
     static func line(_ t: Tally, metrics m: SyncMetrics.Snapshot, elapsed: Double) -> String {
+        // Bytes on the wire drive the rate and the ETA; the byte count shown is what the store has
+        // confirmed, so it never reads "all bytes" while images are still waiting for their answer.
         let sent = m.bytesInFlight
         let rate = elapsed > 0 ? Double(sent) / elapsed : 0
         let eta = rate > 0 ? Double(max(0, t.plannedBytes - sent)) / rate : 0
-        var line = "\(t.phase.rawValue) \(t.stored)/\(t.plannedImages) images · \(ScanRenderer.bytes(sent))/\(ScanRenderer.bytes(t.plannedBytes)) · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(m.retries)"
+        var line = "\(t.phase.rawValue) \(t.stored)/\(t.plannedImages) images · \(ScanRenderer.bytes(m.bytesStored)) of \(ScanRenderer.bytes(t.plannedBytes)) stored · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(m.retries)"
         if t.failed > 0 { line += " · failed \(t.failed)" }
         return line
     }

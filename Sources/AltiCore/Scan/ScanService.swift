@@ -386,7 +386,8 @@ public struct ScanService: Sendable {
         return ScanReport(
             root: manifest.source.root, manifest: "", manifestIsFallback: false, movedAside: nil, images: images,
             imagesByType: byType, totalBytes: totalBytes, uniqueImages: unique, duplicates: duplicates,
-            gigapixels: gigapixels, problems: problems, problemsByVerdict: problemsByVerdict,
+            // Whole pixels: a sum of products divided by 1e9 otherwise prints as 0.04976640000000003.
+            gigapixels: (gigapixels * 1e9).rounded() / 1e9, problems: problems, problemsByVerdict: problemsByVerdict,
             otherFilesSkipped: otherSkipped, hiddenOrJunkSkipped: walk.hidden + walk.junk,
             symlinksSkipped: walk.symlinks.count, specialFilesSkipped: walk.special,
             unreadableFolders: walk.unreadableFolders, unreadableOtherFiles: unreadableOther, filesHashed: hashed,

@@ -33,19 +33,35 @@ public final class ManifestSession: @unchecked Sendable {
 
     public var root: String { tree.root }
 
-    /// Checks that every PATH exists and is a folder (before anything is locked or written).
+    /// Checks that every PATH exists and is a folder (before anything is locked or written), and
+    /// returns each folder once: the same folder named twice (`survey survey`, `survey ./survey`,
+    /// a symlink to it) is one source, since two sessions on one manifest would lock each other
+    /// out. A folder inside another one given too is refused: its images would be in two manifests.
     public static func checkSources(_ paths: [String]) throws -> [String] {
-        try paths.map { path in
+        var roots: [(path: String, real: String)] = []
+        var seen: Set<[UInt64]> = []
+        for path in paths {
             let root = ScanService.absolutePath(path)
             var st = SystemStat()
             guard stat(root, &st) == 0 else {
                 throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw AltiError(.noInput, "\(root) is not a folder; give the folder that holds the images")
+                throw AltiError(.noInput, "\(root) is a file, not a folder: give the folder that holds the images (archives such as .zip are not read in place yet: extract it first)")
             }
-            return root
+            guard seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else { continue }
+            let real = realpath(root, nil).map { pointer -> String in
+                defer { free(pointer) }
+                return String(cString: pointer)
+            } ?? root
+            roots.append((root, real))
         }
+        for outer in roots {
+            for inner in roots where inner.real != outer.real && inner.real.hasPrefix(outer.real == "/" ? "/" : outer.real + "/") {
+                throw AltiError(.usage, "\(inner.path) is inside \(outer.path), which is given too: give only \(outer.path) (it includes the other), or sync them in separate runs")
+            }
+        }
+        return roots.map(\.path)
     }
 
     /// Opens one source: locate, lock, load (or seed from a read-only card's own manifest), fold a

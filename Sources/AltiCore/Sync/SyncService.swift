@@ -38,6 +38,8 @@ public struct SyncSummary: Sendable {
     public var waited: Bool
     public var offlinePlan: Bool
     public var seconds: Double
+    /// Why the plan was made from the manifests alone (no network, no credentials).
+    public var offlineReason: String? = nil
 }
 
 /// `alti sync`: open the sources (scan) -> resolve the project -> diff -> upload -> wait ->
@@ -74,7 +76,8 @@ public struct SyncService: Sendable {
         do {
             project = try await catalog.project(request.project)
         } catch let error as AltiError where error.kind == .unavailable && request.options.dryRun {
-            return offlinePlan(sessions, request: request, started: started)
+            return Self.offlinePlan(sessions, request: request, endpoint: endpoint, metrics: metrics, started: started,
+                                    reason: "the server could not be reached")
         }
         for session in sessions { try session.checkBinding(endpoint: endpoint, projectID: project.id) }
         // Bind before the first journal event: a journal is then always about the manifest's own
@@ -142,9 +145,22 @@ public struct SyncService: Sendable {
         return chosen ?? (first?.cloud ?? "", first?.bucket ?? "")
     }
 
+    /// `--dry-run` with no credentials: scan and plan from the manifests alone, no server at all.
+    public static func planOffline(_ request: SyncRequest, scanner: ScanService, endpoint: String, reason: String,
+                                   progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> SyncSummary {
+        let started = Date()
+        let roots = try ManifestSession.checkSources(request.paths)
+        let sessions = try await ManifestSession.openAll(
+            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs, progress: progress)
+        defer { for session in sessions { session.close() } }
+        return offlinePlan(sessions, request: request, endpoint: endpoint, metrics: SyncMetrics(), started: started,
+                           reason: reason)
+    }
+
     /// `--dry-run` without a network: the plan from what the manifests recorded. Facts count only
     /// for a manifest bound to the project asked for.
-    func offlinePlan(_ sessions: [ManifestSession], request: SyncRequest, started: Date) -> SyncSummary {
+    static func offlinePlan(_ sessions: [ManifestSession], request: SyncRequest, endpoint: String, metrics: SyncMetrics,
+                            started: Date, reason: String) -> SyncSummary {
         var report = SyncReport()
         var (items, facts) = ManifestSession.items(of: sessions)
         if !sessions.allSatisfy({ $0.manifest.remote.projectID.hasPrefix(request.project) }) { facts = [:] }
@@ -158,7 +174,7 @@ public struct SyncService: Sendable {
             endpoint: endpoint, project: nil, cloud: request.cloud ?? "", bucket: request.bucket ?? "",
             sources: sessions.map(\.scanReport), manifests: sessions.map(\.location.file.path), report: report,
             pathsBySHA1: Self.paths(items), metrics: metrics.snapshot, dryRun: true, waited: false, offlinePlan: true,
-            seconds: Date().timeIntervalSince(started))
+            seconds: Date().timeIntervalSince(started), offlineReason: reason)
     }
 }
 
