@@ -15,7 +15,12 @@ public struct AltiCommand: AsyncParsableCommand {
 
     public static func main() async {
         let code = await execute(Array(CommandLine.arguments.dropFirst()))
-        Foundation.exit(code)
+        // Everything durable is already fsynced and all output went out through unbuffered
+        // writes; what `exit` would add is libc's atexit handlers (OpenSSL's and GnuTLS's global
+        // cleanups), which can race with a libcurl transfer thread that is still freeing its
+        // handle after Ctrl-C and abort the process with a double free. `_exit` skips them.
+        fflush(nil)  // every C stdio stream (ArgumentParser's `print`, if any)
+        _exit(code)
     }
 
     /// Parses and runs one command line in `context`; returns the exit code, having written the

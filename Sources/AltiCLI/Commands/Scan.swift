@@ -47,8 +47,7 @@ struct Scan: AsyncParsableCommand {
         let progress = context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
         var sink: (@Sendable (ScanProgress) -> Void)?
         if let progress { sink = { progress.update($0) } }
-        var service = ScanService()
-        if let interval = context.scanCheckpointInterval { service.checkpointInterval = interval }
+        let service = context.scanner
         // Ctrl-C/SIGTERM: the first cancels the scan, which saves what it hashed and ends with
         // ScanInterrupted (exit 130); a second one exits at once. The handler is installed before
         // the scan starts, so no signal can kill it without a save.

@@ -90,10 +90,8 @@ struct Sync: AsyncParsableCommand {
         let format = output.resolved
         if dryRun, resolved.key == nil || resolved.token == nil {
             // A plan needs no credentials: make it from the manifests, as offline.
-            var scanner = ScanService()
-            if let interval = context.scanCheckpointInterval { scanner.checkpointInterval = interval }
             let summary = try await SyncService.planOffline(
-                request, scanner: scanner, endpoint: resolved.endpoint,
+                request, scanner: context.scanner, endpoint: resolved.endpoint,
                 reason: "no \(resolved.key == nil ? "app key" : "user token") is set, so the server was not asked")
             context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
             return
@@ -105,7 +103,7 @@ struct Sync: AsyncParsableCommand {
             uploadLimits: context.uploadLimits, metrics: metrics))
 
         var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
-        if let interval = context.scanCheckpointInterval { service.scanner.checkpointInterval = interval }
+        service.scanner = context.scanner
         let scanLine = format == .text && context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
         if let scanLine { service.scanProgress = { scanLine.update($0) } }
         let display = format == .text ? SyncProgressDisplay(isTerminal: context.standardErrorIsTerminal, write: context.standardError) : nil

@@ -29,6 +29,14 @@ struct CommandContext: Sendable {
             connect: RemoteServices.live)
     }
 
+    /// The scanner, with manifests located through this context's environment (`XDG_STATE_HOME`,
+    /// `HOME`) and its checkpoint interval.
+    var scanner: ScanService {
+        var scanner = ScanService(store: ManifestStore(environment: environment))
+        if let interval = scanCheckpointInterval { scanner.checkpointInterval = interval }
+        return scanner
+    }
+
     /// The retry policy, tunable from the environment (tests use short backoffs).
     var retryPolicy: RetryPolicy { RetryPolicy.fromEnvironment(environment) }
 

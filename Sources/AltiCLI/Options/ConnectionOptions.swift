@@ -42,7 +42,8 @@ public struct ConnectionOptions: ParsableArguments {
         return ResolvedConnection(
             endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint,
             key: pick(key, "ALTI_KEY", file?.key),
-            token: pick(token, "ALTI_TOKEN", file?.token))
+            token: pick(token, "ALTI_TOKEN", file?.token),
+            configPath: ConfigFile.defaultPath(environment: environment))
     }
 }
 
@@ -51,14 +52,16 @@ public struct ResolvedConnection: Sendable {
     public var endpoint: String
     public var key: String?
     public var token: String?
+    /// Where the config file is looked for (named in the "no key" messages).
+    public var configPath: String
 
     /// Both secrets, or an error that says where to put them.
     public func requireCredentials() throws -> (key: String, token: String) {
         guard let key else {
-            throw AltiError(.auth, "no app key: set ALTI_KEY, add \"key\" to \(ConfigFile.defaultPath()), or pass --key")
+            throw AltiError(.auth, "no app key: set ALTI_KEY, add \"key\" to \(configPath), or pass --key")
         }
         guard let token else {
-            throw AltiError(.auth, "no user token: set ALTI_TOKEN, add \"token\" to \(ConfigFile.defaultPath()), or pass --token")
+            throw AltiError(.auth, "no user token: set ALTI_TOKEN, add \"token\" to \(configPath), or pass --token")
         }
         return (key, token)
     }
