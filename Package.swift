@@ -101,7 +101,7 @@ let package = Package(
             name: "AltiCoreTests", dependencies: ["AltiCore", "AltiCrypto", "AltiTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "AltiSigningTests", dependencies: ["AltiSigning"],
+            name: "AltiSigningTests", dependencies: ["AltiSigning", "AltiCrypto"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "AltiNetTests",
