@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "AltiAPI", dependencies: ["AltiNet", "AltiCore"], swiftSettings: swiftSettings),
         // Byte uploads: S3 pre-signed PUT, OSS signed PUT.
         .target(
-            name: "AltiStorage", dependencies: ["AltiNet", "AltiCore", "AltiAPI"],
+            name: "AltiStorage", dependencies: ["AltiNet", "AltiSigning", "AltiCrypto", "AltiCore", "AltiAPI"],
             swiftSettings: swiftSettings),
 
         // MARK: The CLI

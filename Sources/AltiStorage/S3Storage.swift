@@ -40,7 +40,8 @@ public struct S3Storage: ImageStorage {
         }
     }
 
-    public func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant,
+    /// S3 images go up in one PUT: there is nothing to resume within an image.
+    public func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant, resume: TransferResume,
                          progress: @escaping @Sendable (Int64) -> Void) async throws -> TransferOutcome {
         guard case .presignedURL(let url, _, _) = grant else {
             return .failed(reason: "internal error: an S3 upload needs a pre-signed URL")
@@ -64,31 +65,41 @@ public enum PresignedURL {
     }
 }
 
-/// The storages this alti can upload to, over one transport: S3 now; OSS lands here as a second
-/// case, and nothing above this changes.
+/// The storages this alti can upload to, over one transport: S3 and OSS. Nothing above this knows
+/// which one a run uses.
 public struct AltizureStorageFactory: StorageFactory {
     let catalog: AltizureCatalog
     let transport: any HTTPTransport
     let retry: RetryPolicy
     let limits: HTTPLimits
     let metrics: SyncMetrics
+    let oss: OSSOptions
+    /// One line for the user (a clock correction), written to stderr.
+    let notice: @Sendable (String) -> Void
 
     public init(catalog: AltizureCatalog, transport: any HTTPTransport, retry: RetryPolicy, limits: HTTPLimits,
-                metrics: SyncMetrics) {
+                metrics: SyncMetrics, oss: OSSOptions = OSSOptions(), notice: @escaping @Sendable (String) -> Void = { _ in }) {
         self.catalog = catalog
         self.transport = transport
         self.retry = retry
         self.limits = limits
         self.metrics = metrics
+        self.oss = oss
+        self.notice = notice
     }
 
-    public var supportedClouds: [String] { ["S3"] }
+    public static let clouds = ["S3", "OSS"]
+
+    public var supportedClouds: [String] { Self.clouds }
 
     public func storage(cloud: String, bucket: String) throws -> any ImageStorage {
         switch cloud.uppercased() {
         case "S3":
             return S3Storage(bucket: bucket, catalog: catalog,
                              uploader: S3PresignedUploader(transport: transport, retry: retry, limits: limits, metrics: metrics))
+        case "OSS":
+            return OSSStorage(bucket: bucket, catalog: catalog, transport: transport, retry: retry, limits: limits,
+                              options: oss, metrics: metrics, clock: OSSClock(notice: notice))
         default:
             throw AltiError(.usage, "--cloud \(cloud) is not supported by this alti (supported: \(supportedClouds.joined(separator: ", ")))")
         }

@@ -99,7 +99,11 @@ struct ManifestStoreTests {
                 width: i == 1 ? nil : i, height: i, verdict: Verdict.allCases[i % Verdict.allCases.count],
                 detail: i % 2 == 0 ? nil : "what \"went\" wrong\n", missing: i == 2, duplicateOf: i == 4 ? "plain.jpg" : nil,
                 server: i % 2 == 0 ? ServerFacts(imageID: "id\(i)", filename: path, state: "Ready", errors: i == 0 ? [] : ["e1", "e\"2"],
-                                                 bucket: "bk", checkedAt: "2025-01-01T00:00:00Z") : nil))
+                                                 bucket: "bk", cloud: i == 2 ? "OSS" : "", checkedAt: "2025-01-01T00:00:00Z",
+                                                 multipart: i == 4 ? MultipartUpload(
+                                                     uploadID: "U\"1", key: "p/\(path)", partSize: 8 << 20,
+                                                     parts: [.init(number: 1, etag: "\"A1\"", crc64: "18446744073709551615", size: 8 << 20)])
+                                                     : nil) : nil))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

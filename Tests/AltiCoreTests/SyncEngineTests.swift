@@ -115,7 +115,7 @@ struct FakeStorage: ImageStorage {
         return out
     }
 
-    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant,
+    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant, resume: TransferResume,
                   progress: @escaping @Sendable (Int64) -> Void) async throws -> TransferOutcome {
         guard case .presignedURL(let url, _, _) = grant else { return .failed(reason: "no URL") }
         progress(source.size)

@@ -1,4 +1,5 @@
 import AltiCore
+import AltiStorage
 import ArgumentParser
 import Foundation
 
@@ -31,13 +32,15 @@ struct Sync: AsyncParsableCommand {
 
     @OptionGroup(title: "Connection") var connection: ConnectionOptions
 
-    @Option(name: .long, help: ArgumentHelp("Storage cloud: s3 (default: the server's first supported one).", valueName: "cloud"))
+    @Option(name: .long, help: ArgumentHelp("Storage cloud: s3 or oss (default: the first of the server's clouds that alti supports).", valueName: "cloud"))
     var cloud: String?
 
     @Option(name: .long, help: ArgumentHelp("Bucket (default: the manifest's, else the server's nearest).", valueName: "name"))
     var bucket: String?
 
     @OptionGroup(title: "Transfers") var transfers: TransferOptions
+
+    @OptionGroup(title: "OSS") var oss: OSSFlags
 
     @OptionGroup(title: "Hashing") var hashing: HashingOptions
 
@@ -68,7 +71,9 @@ struct Sync: AsyncParsableCommand {
         if let wait, wait < 0 { throw ValidationError("--wait must be 0 or more seconds") }
         if startReconstruction, startAnyway { throw ValidationError("--start-reconstruction and --start-anyway exclude each other") }
         if manifest != nil, paths.count > 1 { throw ValidationError("--manifest names one file, so it takes exactly one PATH") }
-        if let cloud, cloud.uppercased() != "S3" { throw ValidationError("--cloud \(cloud) is not supported yet; use s3") }
+        if let cloud, !AltizureStorageFactory.clouds.contains(cloud.uppercased()) {
+            throw ValidationError("--cloud \(cloud) is not supported; use s3 or oss")
+        }
     }
 
     var request: SyncRequest {
@@ -100,7 +105,7 @@ struct Sync: AsyncParsableCommand {
         let metrics = SyncMetrics()
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
-            uploadLimits: context.uploadLimits, metrics: metrics))
+            uploadLimits: context.uploadLimits, metrics: metrics, oss: oss.options, notice: context.standardError))
 
         var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
         service.scanner = context.scanner

@@ -65,6 +65,9 @@ struct ServerConnection: Sendable {
     var retry: RetryPolicy
     var uploadLimits: HTTPLimits
     var metrics: SyncMetrics
+    var oss = OSSOptions()
+    /// Where one-line notices go (stderr).
+    var notice: @Sendable (String) -> Void = { _ in }
 }
 
 /// The server as the sync service sees it: the catalog (GraphQL) and the storages of the clouds.
@@ -82,6 +85,6 @@ struct RemoteServices: Sendable {
         return RemoteServices(
             catalog: catalog,
             storages: AltizureStorageFactory(catalog: catalog, transport: transport, retry: c.retry, limits: c.uploadLimits,
-                                             metrics: c.metrics))
+                                             metrics: c.metrics, oss: c.oss, notice: c.notice))
     }
 }

@@ -1,3 +1,4 @@
+import AltiStorage
 import ArgumentParser
 
 /// How a command prints its result.
@@ -29,6 +30,33 @@ struct HashingOptions: ParsableArguments {
     }
 }
 
+/// OSS uploads (`--cloud oss`).
+struct OSSFlags: ParsableArguments {
+    @Option(name: .customLong("oss-signature"), help: ArgumentHelp("OSS request signature: v4, or v1 for older buckets.", valueName: "version"))
+    var signature: OSSOptions.Signature = .v4
+
+    @Option(name: .customLong("multipart-threshold"), help: ArgumentHelp("Images larger than this many MiB go up in parts, resumable part by part.", valueName: "MiB"))
+    var multipartThreshold: Double = 32
+
+    @Option(name: .customLong("part-size"), help: ArgumentHelp("Size of each part of a multipart upload in MiB (at least 0.1).", valueName: "MiB"))
+    var partSize: Double = 8
+
+    var options: OSSOptions {
+        var options = OSSOptions()
+        options.signature = signature
+        options.multipartThreshold = Int64(multipartThreshold * 1_048_576)
+        options.partSize = Int64(partSize * 1_048_576)
+        return options
+    }
+
+    func validate() throws {
+        if multipartThreshold < 0 { throw ValidationError("--multipart-threshold must be 0 or more MiB") }
+        // OSS refuses parts under 100 KiB (EntityTooSmall) but the last, and more than 10,000 parts.
+        if partSize < 100.0 / 1024 { throw ValidationError("--part-size must be at least 0.1 MiB (OSS refuses smaller parts)") }
+        if partSize > 5 * 1024 { throw ValidationError("--part-size must be at most 5120 MiB") }
+    }
+}
+
 /// How uploads go out (`sync`).
 struct TransferOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Parallel uploads (default 4: one uplink gains nothing from more streams).", valueName: "n"))
@@ -45,3 +73,5 @@ struct TransferOptions: ParsableArguments {
         if resolved < 1 || resolved > 64 { throw ValidationError("--transfers must be between 1 and 64") }
     }
 }
+
+extension OSSOptions.Signature: ExpressibleByArgument {}

@@ -246,17 +246,54 @@ public struct ServerFacts: Codable, Sendable, Equatable {
     public var state: ImageState
     public var errors: [String]
     public var bucket: String
+    /// The cloud the image was registered with ("S3", "OSS"; "" before it was).
+    public var cloud: String
     /// RFC 3339 UTC: when these facts were last read from the server.
     public var checkedAt: String
+    /// A multipart upload under way (OSS, large images): the parts already stored, so a re-run
+    /// sends only the missing ones. nil when there is none.
+    public var multipart: MultipartUpload?
 
     public init(imageID: String = "", filename: String = "", state: ImageState = .absent, errors: [String] = [],
-                bucket: String = "", checkedAt: String = "") {
+                bucket: String = "", cloud: String = "", checkedAt: String = "", multipart: MultipartUpload? = nil) {
         self.imageID = imageID
         self.filename = filename
         self.state = state
         self.errors = errors
         self.bucket = bucket
+        self.cloud = cloud
         self.checkedAt = checkedAt
+        self.multipart = multipart
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case imageID, filename, state, errors, bucket, cloud, checkedAt, multipart
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageID = try c.decode(String.self, forKey: .imageID)
+        filename = try c.decode(String.self, forKey: .filename)
+        state = try c.decode(ImageState.self, forKey: .state)
+        errors = try c.decode([String].self, forKey: .errors)
+        bucket = try c.decode(String.self, forKey: .bucket)
+        checkedAt = try c.decode(String.self, forKey: .checkedAt)
+        // Optional: absent in manifests written before they existed (same schemaVersion).
+        cloud = try c.decodeIfPresent(String.self, forKey: .cloud) ?? ""
+        multipart = try c.decodeIfPresent(MultipartUpload.self, forKey: .multipart)
+    }
+
+    /// Explicit `null` for no multipart upload, so every server object has the same shape.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(imageID, forKey: .imageID)
+        try c.encode(filename, forKey: .filename)
+        try c.encode(state, forKey: .state)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(bucket, forKey: .bucket)
+        try c.encode(cloud, forKey: .cloud)
+        try c.encode(checkedAt, forKey: .checkedAt)
+        try c.encode(multipart, forKey: .multipart)
     }
 
     /// The recorded image id, if any.
@@ -270,6 +307,7 @@ public struct ServerFacts: Codable, Sendable, Equatable {
             imageID = event.imageID ?? imageID
             filename = event.filename ?? filename
             bucket = event.bucket ?? bucket
+            cloud = event.cloud ?? cloud
             state = event.state ?? state
             errors = event.errors ?? []
         case .state where event.state == .absent:
@@ -286,10 +324,57 @@ public struct ServerFacts: Codable, Sendable, Equatable {
         case .stored:
             // The store has the bytes; until the server says otherwise the image is Uploaded.
             if !state.isDone { state = .uploaded; errors = [] }
+            multipart = nil
+        case .multipartStarted:
+            guard let id = event.uploadID, let key = event.key, let size = event.partSize else { return }
+            multipart = MultipartUpload(uploadID: id, key: key, partSize: size, parts: [])
+        case .partStored:
+            guard let part = event.part, multipart?.uploadID == event.uploadID else { return }
+            multipart?.parts.removeAll { $0.number == part.number }
+            multipart?.parts.append(part)
+            multipart?.parts.sort { $0.number < $1.number }
+            return  // a part is a local fact about the upload, not a server state read
+        case .multipartAbandoned:
+            if multipart?.uploadID == event.uploadID { multipart = nil }
+            return
         case .failed:
             return
         }
         checkedAt = event.at
+    }
+}
+
+/// A multipart upload under way: what a re-run needs to send only the parts still missing.
+/// OSS's STS policy is write-only (no ListParts), so the client keeps the part ETags itself.
+public struct MultipartUpload: Codable, Sendable, Equatable {
+    public struct Part: Codable, Sendable, Equatable {
+        public var number: Int
+        public var etag: String
+        /// The part's CRC-64 (decimal, as OSS writes `x-oss-hash-crc64ecma`), to check the whole
+        /// object's CRC at Complete without reading the parts again.
+        public var crc64: String
+        public var size: Int64
+
+        public init(number: Int, etag: String, crc64: String, size: Int64) {
+            self.number = number
+            self.etag = etag
+            self.crc64 = crc64
+            self.size = size
+        }
+    }
+
+    public var uploadID: String
+    /// The object key the upload writes (`<pid>/<server filename>`).
+    public var key: String
+    public var partSize: Int64
+    /// Sorted by number.
+    public var parts: [Part]
+
+    public init(uploadID: String, key: String, partSize: Int64, parts: [Part]) {
+        self.uploadID = uploadID
+        self.key = key
+        self.partSize = partSize
+        self.parts = parts
     }
 }
 

@@ -56,13 +56,27 @@ enum ManifestJSON {
         ])
     }
 
+    static func value(_ m: MultipartUpload) -> Value {
+        .object([
+            ("key", .string(m.key)),
+            ("partSize", .int(m.partSize)),
+            ("parts", .array(m.parts.map { p in
+                .object([("crc64", .string(p.crc64)), ("etag", .string(p.etag)), ("number", .int(Int64(p.number))),
+                         ("size", .int(p.size))])
+            })),
+            ("uploadID", .string(m.uploadID)),
+        ])
+    }
+
     static func value(_ s: ServerFacts) -> Value {
         .object([
             ("bucket", .string(s.bucket)),
             ("checkedAt", .string(s.checkedAt)),
+            ("cloud", .string(s.cloud)),
             ("errors", .array(s.errors.map(Value.string))),
             ("filename", .string(s.filename)),
             ("imageID", .string(s.imageID)),
+            ("multipart", s.multipart.map(value) ?? .null),
             ("state", .string(s.state.rawValue)),
         ])
     }

@@ -217,11 +217,32 @@ public protocol ImageStorage: Sendable {
     func register(project: String, images: [ImageRegistration]) async throws -> [String: Result<RegisteredImage, AltiError>]
     /// Sends the bytes, retrying transient failures. `progress` gets byte deltas (negative when a
     /// failed attempt is backed out). Throws `CancellationError` when cancelled.
-    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant,
+    /// - Parameter resume: how far an earlier run got (a multipart upload and its stored parts).
+    /// - Parameter journal: records each step of a multipart upload (durably) as it completes.
+    func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant, resume: TransferResume,
                   progress: @escaping @Sendable (_ deltaBytes: Int64) -> Void) async throws -> TransferOutcome
     /// Called once the bytes are stored: the server's completion step for this cloud (OSS:
     /// `doneImageUpload`); nil when the cloud needs none (S3: the store tells the server).
     func complete(imageID: String) async throws -> RemoteImage?
+}
+
+/// What a transfer may resume from, and where it records its progress within one image.
+public struct TransferResume: Sendable {
+    public enum Step: Sendable, Equatable {
+        case multipartStarted(uploadID: String, key: String, partSize: Int64)
+        case partStored(uploadID: String, part: MultipartUpload.Part)
+        case multipartAbandoned(uploadID: String)
+    }
+
+    /// The multipart upload the manifest or journal holds for this image, if any.
+    public var multipart: MultipartUpload?
+    /// Journals one step (write + fsync) before the storage goes on.
+    public var record: @Sendable (Step) async throws -> Void
+
+    public init(multipart: MultipartUpload? = nil, record: @escaping @Sendable (Step) async throws -> Void = { _ in }) {
+        self.multipart = multipart
+        self.record = record
+    }
 }
 
 /// Makes the storage for a cloud once the cloud and bucket are chosen.

@@ -209,7 +209,7 @@ public struct SyncEngine: Sendable {
             case .success(let registered)?:
                 events.append(JournalEvent(.registered, sha1: item.sha1, at: receivedAt, imageID: registered.image.id,
                                            filename: registered.image.filename, bucket: storage.bucket,
-                                           state: registered.image.state))
+                                           state: registered.image.state, cloud: storage.cloud))
                 tickets.append(Ticket(item: item, imageID: registered.image.id, grant: registered.grant))
             case .failure(let error)?:
                 events.append(JournalEvent(.failed, sha1: item.sha1, at: receivedAt, reason: error.message))
@@ -248,7 +248,9 @@ public struct SyncEngine: Sendable {
                 continue
             }
             let outcome = try await storage.transfer(ticket.item.source, contentType: ticket.item.contentType,
-                                                     grant: ticket.grant) { delta in metrics.addBytes(delta) }
+                                                     grant: ticket.grant, resume: await resume(ticket.item.sha1)) { delta in
+                metrics.addBytes(delta)
+            }
             switch outcome {
             case .stored:
                 await recorder.countTransfer(bytesStored: ticket.item.source.size)
@@ -274,6 +276,23 @@ public struct SyncEngine: Sendable {
                 await recorder.countTransfer(bytesStored: 0)
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason))
                 return
+            }
+        }
+    }
+
+    /// The multipart upload recorded for an image, and a journal hook for its next steps.
+    func resume(_ sha1: String) async -> TransferResume {
+        let recorder = self.recorder
+        let now = self.now
+        return TransferResume(multipart: await recorder.facts[sha1]?.multipart) { step in
+            switch step {
+            case .multipartStarted(let id, let key, let partSize):
+                try await recorder.record(JournalEvent(.multipartStarted, sha1: sha1, at: now(), uploadID: id, key: key,
+                                                       partSize: partSize))
+            case .partStored(let id, let part):
+                try await recorder.record(JournalEvent(.partStored, sha1: sha1, at: now(), uploadID: id, part: part))
+            case .multipartAbandoned(let id):
+                try await recorder.record(JournalEvent(.multipartAbandoned, sha1: sha1, at: now(), uploadID: id))
             }
         }
     }

@@ -15,6 +15,12 @@ public struct JournalEvent: Codable, Sendable, Equatable {
         case state
         /// A local failure after retries (no server fact changes).
         case failed
+        /// A multipart upload was initiated (OSS): upload id, object key, part size.
+        case multipartStarted
+        /// One part is stored (OSS answered 200 and its CRC matched): part number, ETag, CRC-64.
+        case partStored
+        /// The store no longer knows the upload id (NoSuchUpload): start the image over.
+        case multipartAbandoned
     }
 
     public var kind: Kind
@@ -26,11 +32,25 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     public var state: ImageState?
     public var errors: [String]?
     public var reason: String?
+    /// Multipart events: the upload, the object key, the part size and the part.
+    public var uploadID: String?
+    public var key: String?
+    public var partSize: Int64?
+    public var part: MultipartUpload.Part?
+    /// The cloud a registration went to ("S3", "OSS").
+    public var cloud: String?
 
     public init(
         _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
-        bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil
+        bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil,
+        cloud: String? = nil, uploadID: String? = nil, key: String? = nil, partSize: Int64? = nil,
+        part: MultipartUpload.Part? = nil
     ) {
+        self.cloud = cloud
+        self.uploadID = uploadID
+        self.key = key
+        self.partSize = partSize
+        self.part = part
         self.kind = kind
         self.sha1 = sha1
         self.at = JournalEvent.timestamp(at)

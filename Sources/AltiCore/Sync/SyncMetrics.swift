@@ -19,6 +19,8 @@ public final class SyncMetrics: @unchecked Sendable {
         public var registrations = 0
         /// Grants replaced: stale before use, or refused once.
         public var grantRefreshes = 0
+        /// STS credentials received (OSS): one at the start, then about one per lifetime.
+        public var credentialsReceived = 0
         /// Body bytes sent so far, live (a failed attempt's bytes are backed out).
         public var bytesInFlight: Int64 = 0
 
