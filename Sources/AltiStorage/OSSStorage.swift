@@ -155,14 +155,7 @@ public struct OSSStorage: ImageStorage {
                     response = try await transport.send(request) { deltas.update(cumulative: $0) }
                 } catch let error as HTTPTransportError {
                     deltas.backOut()
-                    switch error.kind {
-                    case .cancelled: throw CancellationError()
-                    case .fileUnreadable:
-                        return .finished(.refused(.failed(reason: "cannot read \(source.displayPath): \(error.message)")))
-                    default:
-                        if error.isTransient { return .retry(because: "\(error.kind.rawValue): \(error.message)") }
-                        return .finished(.refused(.failed(reason: "upload of \(source.displayPath) failed: \(error.message)")))
-                    }
+                    return try TransportFailure(error, source: source).step { .refused(.failed(reason: $0)) }
                 }
                 if response.status == 200 || response.status == 204 {
                     if case .part = call.body, let answered = response.header("x-oss-hash-crc64ecma").flatMap(UInt64.init),

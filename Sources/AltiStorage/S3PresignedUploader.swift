@@ -54,13 +54,7 @@ public struct S3PresignedUploader: Sendable {
             response = try await transport.send(request) { reported.update(cumulative: $0) }
         } catch let error as HTTPTransportError {
             reported.backOut()
-            switch error.kind {
-            case .cancelled: throw CancellationError()
-            case .fileUnreadable: return .finished(.failed(reason: "cannot read \(source.displayPath): \(error.message)"))
-            default:
-                if error.isTransient { return .retry(because: "\(error.kind.rawValue): \(error.message)") }
-                return .finished(.failed(reason: "upload of \(source.displayPath) failed: \(error.message)"))
-            }
+            return try TransportFailure(error, source: source).step { .failed(reason: $0) }
         }
         if response.status == 200 { return .finished(.stored) }
         reported.backOut()
@@ -76,6 +70,29 @@ public struct S3PresignedUploader: Sendable {
             return .retry(because: "HTTP \(status) \(code ?? "")")
         default:
             return .finished(.failed(reason: "the store refused \(source.displayPath): \(code ?? "HTTP \(response.status)") \(message)"))
+        }
+    }
+}
+
+/// What a transfer that got no HTTP response means for its attempt, for S3 and OSS alike:
+/// cancellation ends it, a lost connection or a timeout is retried, an unreadable source or a
+/// failure a retry would not mend (TLS, a malformed request) gives the image up.
+struct TransportFailure {
+    let error: HTTPTransportError
+    let source: UploadSource
+
+    init(_ error: HTTPTransportError, source: UploadSource) {
+        self.error = error
+        self.source = source
+    }
+
+    func step<Value: Sendable>(failing: (String) -> Value) throws -> RetryStep<Value> {
+        switch error.kind {
+        case .cancelled: throw CancellationError()
+        case .fileUnreadable: return .finished(failing("cannot read \(source.displayPath): \(error.message)"))
+        default:
+            if error.isTransient { return .retry(because: "\(error.kind.rawValue): \(error.message)") }
+            return .finished(failing("upload of \(source.displayPath) failed: \(error.message)"))
         }
     }
 }
