@@ -26,7 +26,8 @@ enum ArgumentCheck {
             guard argument.count > 1, argument.hasPrefix("-"), !isNegativeNumber(argument) else { continue }
             let name = String(argument.split(separator: "=", maxSplits: 1)[0])
             guard let takesValue = options[name] else {
-                let hint = suggestion(for: name, among: Array(options.keys)).map { "; did you mean '\($0)'?" } ?? ""
+                let candidates = suggestions(for: name, among: Array(options.keys))
+                let hint = candidates.isEmpty ? "" : "; did you mean " + candidates.map { "'\($0)'" }.joined(separator: " or ") + "?"
                 return AltiError(.usage, "unknown option '\(name)' for alti \(first)\(hint) (see alti \(first) --help)")
             }
             if takesValue, !argument.contains("="), index < arguments.count {
@@ -65,15 +66,15 @@ enum ArgumentCheck {
         return result
     }
 
-    /// A short option (`-p`) is most likely the long one that starts with its letter (`--project`);
-    /// anything else, the closest name.
-    static func suggestion(for name: String, among names: [String]) -> String? {
+    /// A short option (`-p`) most likely meant a long one that starts with its letter (`--project`,
+    /// `--part-size`: all of them, when there are at most three); anything else, the closest name.
+    static func suggestions(for name: String, among names: [String]) -> [String] {
         if name.count == 2 {
             let letter = name.dropFirst()
-            let longs = names.filter { $0.hasPrefix("--" + letter) }
-            return longs.count == 1 ? longs[0] : nil
+            let longs = names.filter { $0.hasPrefix("--" + letter) }.sorted()
+            return longs.count <= 3 ? longs : []
         }
-        return closest(name, among: names.filter { $0.hasPrefix("--") })
+        return closest(name, among: names.filter { $0.hasPrefix("--") }).map { [$0] } ?? []
     }
 
     static func isNegativeNumber(_ s: String) -> Bool { s.hasPrefix("-") && Double(s) != nil }
