@@ -197,10 +197,11 @@ public struct OSSStorage: ImageStorage {
         }
     }
 
-    /// A 403 that a fresh STS may mend: the token or the key id is expired, invalid or mismatched.
+    /// A 403 that a fresh STS may mend: the token or the key id is expired, invalid or mismatched,
+    /// or the signature made with its secret does not match (a damaged or tampered secret).
     static func isCredentialRefusal(code: String, message: String) -> Bool {
         let codes: Set<String> = ["InvalidAccessKeyId", "InvalidSecurityToken", "SecurityTokenExpired",
-                                  "AccessKeyIdAndSecurityTokenNotMatch", "ExpiredToken"]
+                                  "AccessKeyIdAndSecurityTokenNotMatch", "ExpiredToken", "SignatureDoesNotMatch"]
         return codes.contains(code) || message.lowercased().contains("security token")
     }
 }

@@ -36,7 +36,8 @@ import Testing
             #expect(OSSStorage.isCredentialRefusal(code: code, message: ""))
         }
         #expect(OSSStorage.isCredentialRefusal(code: "AccessDenied", message: "The security token you provided has expired."))
-        #expect(!OSSStorage.isCredentialRefusal(code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match"))
+        #expect(OSSStorage.isCredentialRefusal(code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match"))
+        #expect(!OSSStorage.isCredentialRefusal(code: "EntityTooSmall", message: ""))
         #expect(!OSSStorage.isCredentialRefusal(code: "AccessDenied", message: "Request has expired."))
     }
 }
