@@ -113,7 +113,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "AltiCLITests",
-            dependencies: ["AltiCLI", "AltiCore", "AltiTestSupport"],
+            // AltiEmulator is imported directly (stats, faults): declared, so a change of its types
+            // rebuilds these tests instead of linking stale copies of them.
+            dependencies: ["AltiCLI", "AltiCore", "AltiEmulator", "AltiTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
