@@ -14,6 +14,8 @@ public actor EmulatorState {
     /// In-memory objects (when there is no data directory).
     private var objects: [String: [UInt8]] = [:]
     private var stsByKeyID: [String: STSRecord] = [:]
+    /// OSS multipart uploads in progress, with their parts.
+    private var multipart: MultipartUploads
     /// The credentials the emulator signs its S3 URLs with.
     public private(set) var s3Credentials: S3Credentials
     private var counters = EmulatorStats()
@@ -32,6 +34,7 @@ public actor EmulatorState {
         self.clock = clock
         self.faults = configuration.faults
         self.s3Credentials = S3Credentials(accessKeyID: "AKIAALTIEMULATOR0001", secret: randomHex(20))
+        self.multipart = MultipartUploads(dataDirectory: configuration.dataDirectory)
         if let dir = configuration.dataDirectory {
             try FileManager.default.createDirectory(atPath: dir + "/objects", withIntermediateDirectories: true)
             if let data = FileManager.default.contents(atPath: Self.snapshotPath(dir)) {
@@ -46,6 +49,7 @@ public actor EmulatorState {
                     objectIndex[i.objectKey] = i.id
                 }
                 for s in snapshot.sts { stsByKeyID[s.accessKeyID] = s }
+                multipart = MultipartUploads(dataDirectory: dir, restoring: snapshot.multipartUploads ?? [])
             }
         }
         Self.seed(configuration, clock.now(), &projects, &projectOrder)
@@ -394,10 +398,10 @@ public actor EmulatorState {
     /// The image whose object key this is, if any.
     func imageID(forObjectKey key: String) -> String? { objectIndex[key] }
 
-    /// Stores an object that passed verification and moves its image along the lifecycle.
-    /// Returns the image id the object belongs to, if any.
+    /// Stores an object that passed verification and moves its image along the lifecycle. The
+    /// answer must describe `StoredObject.bytes`, the copy kept.
     @discardableResult
-    func storeObject(key: String, bytes: [UInt8]) throws -> String? {
+    func storeObject(key: String, bytes: [UInt8]) throws -> StoredObject {
         expireStalePending()
         if let dir = configuration.dataDirectory {
             let path = Self.objectPath(dir, key)
@@ -408,7 +412,9 @@ public actor EmulatorState {
             objects[key] = bytes
         }
         counters.bytesStored += bytes.count
-        guard let id = objectIndex[key], var image = images[id] else { return nil }
+        guard let id = objectIndex[key], var image = images[id] else {
+            return StoredObject(imageID: nil, bytes: bytes)
+        }
         image.putCount += 1
         counters.putsByImage[id, default: 0] += 1
         if image.state != .ready && image.state != .readyStrong && !image.uploadStarted {
@@ -433,7 +439,70 @@ public actor EmulatorState {
             images[id] = image
         }
         persist()
-        return id
+        return StoredObject(imageID: id, bytes: bytes)
+    }
+
+    // MARK: OSS multipart
+
+    /// InitiateMultipartUpload: a new upload id for this bucket and key.
+    func initiateMultipartUpload(bucket: String, key: String) -> MultipartUploadRecord {
+        let record = multipart.initiate(bucket: bucket, key: key, now: clock.now())
+        counters.multipartInitiated += 1
+        persist()
+        return record
+    }
+
+    /// The upload in progress with this id for this bucket and key, or nil (NoSuchUpload).
+    func multipartUpload(_ uploadID: String, bucket: String, key: String) -> MultipartUploadRecord? {
+        multipart.upload(uploadID, bucket: bucket, key: key)
+    }
+
+    /// UploadPart: stores (or replaces) one part; nil when the upload is not (or no longer) there.
+    func storePart(uploadID: String, bucket: String, key: String, number: Int, bytes: [UInt8]) throws
+        -> StoredPart?
+    {
+        guard multipart.upload(uploadID, bucket: bucket, key: key) != nil else { return nil }
+        let part = try multipart.storePart(uploadID: uploadID, number: number, bytes: bytes)
+        counters.partsByUpload[uploadID, default: [:]][number, default: 0] += 1
+        counters.partsByKey[key, default: [:]][number, default: 0] += 1
+        persist()
+        return part
+    }
+
+    /// CompleteMultipartUpload: checks the listed parts, stores the assembled object exactly as a
+    /// PutObject would (`storeObject`: image lifecycle, counters) and forgets the upload.
+    /// Nil when the upload is not (or no longer) there.
+    func completeMultipartUpload(uploadID: String, bucket: String, key: String,
+                                 listed: [(number: Int, etag: String)]) throws
+        -> Result<CompletedMultipartObject, MultipartCompletionRefusal>?
+    {
+        guard let record = multipart.upload(uploadID, bucket: bucket, key: key) else { return nil }
+        let assembled: AssembledObject
+        switch try multipart.assemble(record, listed: listed) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let object): assembled = object
+        }
+        let stored = try storeObject(key: "oss/\(bucket)/\(key)", bytes: assembled.bytes)
+        multipart.finish(uploadID: uploadID)
+        counters.multipartCompleted += 1
+        persist()
+        // The parts' CRCs combine to the object's.
+        return .success(CompletedMultipartObject(imageID: stored.imageID, etag: assembled.etag,
+                                                 crc64: assembled.crc64, size: stored.bytes.count))
+    }
+
+    /// AbortMultipartUpload: forgets the upload and its parts. False when it is not there.
+    func abortMultipartUpload(uploadID: String, bucket: String, key: String) -> Bool {
+        guard multipart.upload(uploadID, bucket: bucket, key: key) != nil else { return false }
+        multipart.finish(uploadID: uploadID)
+        counters.multipartAborted += 1
+        persist()
+        return true
+    }
+
+    /// The uploads in progress (tests).
+    public func multipartUploadsInProgress() -> [MultipartUploadRecord] {
+        multipart.uploads.values.sorted { ($0.initiatedAt, $0.uploadID) < ($1.initiatedAt, $1.uploadID) }
     }
 
     /// The error entry of an image whose bytes arrived before any `startImageUpload`.
@@ -461,6 +530,8 @@ public actor EmulatorState {
         counters.puts += 1
         counters.putsByOutcome[outcome, default: 0] += 1
     }
+    func countOSS(operation: String) { counters.ossOperations[operation, default: 0] += 1 }
+    func countOSSRefusal(code: String) { counters.ossRefusals[code, default: 0] += 1 }
 
     func appendLog(_ entry: RequestLogEntry) {
         sequence += 1
@@ -514,6 +585,7 @@ public actor EmulatorState {
         objectIndex = [:]
         objects = [:]
         stsByKeyID = [:]
+        multipart.removeAll()
         counters = EmulatorStats()
         log = []
         faults = configuration.faults
@@ -533,6 +605,8 @@ public actor EmulatorState {
         var projects: [ProjectRecord]
         var images: [ImageRecord]
         var sts: [STSRecord]
+        /// Absent in snapshots written before multipart existed.
+        var multipartUploads: [MultipartUploadRecord]?
     }
 
     private static func snapshotPath(_ dir: String) -> String { dir + "/state.json" }
@@ -549,7 +623,8 @@ public actor EmulatorState {
         let snapshot = Snapshot(
             s3: s3Credentials, projects: projectsInOrder,
             images: images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) },
-            sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID })
+            sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID },
+            multipartUploads: multipart.uploads.values.sorted { $0.uploadID < $1.uploadID })
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -559,6 +634,12 @@ public actor EmulatorState {
             FileHandle.standardError.write(Data("alti-emulator: cannot write \(dir)/state.json: \(error)\n".utf8))
         }
     }
+}
+
+/// What a store kept: the image the object belongs to (if any) and its bytes as stored.
+struct StoredObject {
+    var imageID: String?
+    var bytes: [UInt8]
 }
 
 extension Date {

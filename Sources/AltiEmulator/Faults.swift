@@ -4,7 +4,8 @@ import Foundation
 public enum RequestClass: String, Sendable, Codable, CaseIterable {
     /// `POST /graphql`.
     case graphql
-    /// Storage uploads: `PUT /s3/...` and `PUT /<ossBucket>/...`.
+    /// Storage requests: `PUT /s3/...` and every OSS request (`PUT`, `POST`, `DELETE`, `GET` under
+    /// `/<ossBucket>/...`, multipart included). The name predates multipart.
     case put
 }
 
