@@ -1,3 +1,4 @@
+import AltiCrypto
 import Foundation
 
 /// All mutable state of one emulator: projects, images, stored objects, credentials, counters,
@@ -81,6 +82,10 @@ public actor EmulatorState {
     public nonisolated func now() -> Date { clock.now() }
     var urlLifetime: TimeInterval { faults.urlLifetimeSeconds ?? configuration.urlLifetime }
     var stsLifetime: TimeInterval { faults.stsLifetimeSeconds ?? configuration.stsLifetime }
+
+    /// "Now" for the OSS storage: the emulator clock plus `ossClockSkewSeconds`. Request times, STS
+    /// expiry and the `Date` of OSS answers follow it.
+    func ossNow() -> Date { clock.now().addingTimeInterval(faults.ossClockSkewSeconds) }
 
     /// The 65-minute rule: Pending images untouched that long become Invalid.
     private func expireStalePending() {
@@ -380,7 +385,8 @@ public actor EmulatorState {
 
     // MARK: Storage
 
-    /// Issues STS credentials for `<ossBucket>/<projectID>/`.
+    /// Issues STS credentials for `<ossBucket>/<projectID>/` and returns them as the client gets
+    /// them: with `tamperNextSTS` the secret handed out is not the one the verifier holds.
     func issueSTS(projectID: String) -> STSRecord {
         let record = STSRecord(
             accessKeyID: "STS.\(randomHex(12))", secret: randomHex(20), token: "CAIS\(randomHex(32))",
@@ -389,7 +395,13 @@ public actor EmulatorState {
         stsByKeyID[record.accessKeyID] = record
         counters.stsIssued += 1
         persist()
-        return record
+        guard faults.tamperNextSTS > 0 else { return record }
+        faults.tamperNextSTS -= 1
+        counters.tamperedSTS += 1
+        var handedOut = record
+        // Same length and alphabet, last character changed: only the signature can tell.
+        handedOut.secret = String(record.secret.dropLast()) + (record.secret.last == "0" ? "1" : "0")
+        return handedOut
     }
 
     /// The STS credentials with this access key id, or nil.
@@ -398,11 +410,14 @@ public actor EmulatorState {
     /// The image whose object key this is, if any.
     func imageID(forObjectKey key: String) -> String? { objectIndex[key] }
 
-    /// Stores an object that passed verification and moves its image along the lifecycle. The
-    /// answer must describe `StoredObject.bytes`, the copy kept.
+    /// Stores an object that passed verification and moves its image along the lifecycle. With
+    /// `corruptNextStores` the stored copy has one byte flipped; the answer must describe
+    /// `StoredObject.bytes`, not what arrived.
     @discardableResult
-    func storeObject(key: String, bytes: [UInt8]) throws -> StoredObject {
+    func storeObject(key: String, bytes received: [UInt8]) throws -> StoredObject {
         expireStalePending()
+        var bytes = received
+        let corrupted = damageIfDue(&bytes)
         if let dir = configuration.dataDirectory {
             let path = Self.objectPath(dir, key)
             try FileManager.default.createDirectory(
@@ -413,7 +428,7 @@ public actor EmulatorState {
         }
         counters.bytesStored += bytes.count
         guard let id = objectIndex[key], var image = images[id] else {
-            return StoredObject(imageID: nil, bytes: bytes)
+            return StoredObject(imageID: nil, bytes: bytes, corrupted: corrupted)
         }
         image.putCount += 1
         counters.putsByImage[id, default: 0] += 1
@@ -439,7 +454,17 @@ public actor EmulatorState {
             images[id] = image
         }
         persist()
-        return StoredObject(imageID: id, bytes: bytes)
+        return StoredObject(imageID: id, bytes: bytes, corrupted: corrupted)
+    }
+
+    /// Flips one byte (the middle one) when `corruptNextStores` asks for it; empty bodies are left
+    /// alone and do not use up the count.
+    private func damageIfDue(_ bytes: inout [UInt8]) -> Bool {
+        guard faults.corruptNextStores > 0, !bytes.isEmpty else { return false }
+        faults.corruptNextStores -= 1
+        counters.corruptedStores += 1
+        bytes[bytes.count / 2] ^= 0xFF
+        return true
     }
 
     // MARK: OSS multipart
@@ -458,10 +483,13 @@ public actor EmulatorState {
     }
 
     /// UploadPart: stores (or replaces) one part; nil when the upload is not (or no longer) there.
-    func storePart(uploadID: String, bucket: String, key: String, number: Int, bytes: [UInt8]) throws
+    /// With `corruptNextStores` the stored part has one byte flipped and `StoredPart` describes it.
+    func storePart(uploadID: String, bucket: String, key: String, number: Int, bytes received: [UInt8]) throws
         -> StoredPart?
     {
         guard multipart.upload(uploadID, bucket: bucket, key: key) != nil else { return nil }
+        var bytes = received
+        _ = damageIfDue(&bytes)
         let part = try multipart.storePart(uploadID: uploadID, number: number, bytes: bytes)
         counters.partsByUpload[uploadID, default: [:]][number, default: 0] += 1
         counters.partsByKey[key, default: [:]][number, default: 0] += 1
@@ -470,7 +498,7 @@ public actor EmulatorState {
     }
 
     /// CompleteMultipartUpload: checks the listed parts, stores the assembled object exactly as a
-    /// PutObject would (`storeObject`: image lifecycle, counters) and forgets the upload.
+    /// PutObject would (`storeObject`: image lifecycle, counters, corruption) and forgets the upload.
     /// Nil when the upload is not (or no longer) there.
     func completeMultipartUpload(uploadID: String, bucket: String, key: String,
                                  listed: [(number: Int, etag: String)]) throws
@@ -486,9 +514,10 @@ public actor EmulatorState {
         multipart.finish(uploadID: uploadID)
         counters.multipartCompleted += 1
         persist()
-        // The parts' CRCs combine to the object's.
-        return .success(CompletedMultipartObject(imageID: stored.imageID, etag: assembled.etag,
-                                                 crc64: assembled.crc64, size: stored.bytes.count))
+        // The parts' CRCs combine to the object's; a damaged copy has to be read again.
+        let crc = stored.corrupted ? CRC64.checksum(stored.bytes) : assembled.crc64
+        return .success(CompletedMultipartObject(imageID: stored.imageID, etag: assembled.etag, crc64: crc,
+                                                 size: stored.bytes.count))
     }
 
     /// AbortMultipartUpload: forgets the upload and its parts. False when it is not there.
@@ -640,6 +669,8 @@ public actor EmulatorState {
 struct StoredObject {
     var imageID: String?
     var bytes: [UInt8]
+    /// True when `corruptNextStores` flipped a byte of `bytes`.
+    var corrupted: Bool
 }
 
 extension Date {

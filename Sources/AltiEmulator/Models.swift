@@ -232,6 +232,10 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     /// Successful UploadParts per object key as the request names it (`<pid>/<filename>`, no
     /// bucket), then per part number, over every upload of that key.
     public var partsByKey: [String: [Int: Int]] = [:]
+    /// Stores the `corruptNextStores` fault damaged.
+    public var corruptedStores: Int = 0
+    /// STS credentials issued with a tampered secret (`tamperNextSTS`).
+    public var tamperedSTS: Int = 0
     /// `startImageUpload` calls by image id (calls naming an unknown id are not counted).
     public var startsByImage: [String: Int] = [:]
     /// Bytes stored by successful PUTs.

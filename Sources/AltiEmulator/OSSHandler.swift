@@ -69,7 +69,7 @@ enum OSSOperation: Equatable {
 
 /// The OSS storage, path style: `/<ossBucket>/<pid>/<filename>` (`%2F` in the key is a `/`).
 /// Every request is verified like PutObject: OSS V1 or V4 header signature with the STS token, the
-/// STS's expiry and its own project prefix. Then:
+/// STS's expiry and its own project prefix, by the OSS clock (`EmulatorState.ossNow`). Then:
 /// PutObject, and multipart upload (initiate, parts, complete, abort). The STS policy is
 /// write-only: ListParts and every read or delete are AccessDenied.
 struct OSSHandler: Sendable {
@@ -184,10 +184,10 @@ struct OSSHandler: Sendable {
         }
     }
 
-    /// Signature (V1 or V4), STS known and unexpired, key under its project.
+    /// Signature (V1 or V4, by the OSS clock), STS known and unexpired, key under its project.
     private func authorize(_ request: OSSIncomingRequest, incoming: IncomingRequest,
                            key: String) async -> Result<STSRecord, SigningRejection> {
-        let now = state.now()
+        let now = await state.ossNow()
         // Snapshot the STS record: the verifier's lookup is synchronous.
         let accessKeyID = Self.accessKeyID(fromAuthorization: incoming.header("authorization") ?? "")
         let sts = accessKeyID.isEmpty ? nil : await state.sts(accessKeyID: accessKeyID)

@@ -1,5 +1,7 @@
+import AltiSigning
 import Foundation
 import GraphQL
+import HTTPTypes
 import Hummingbird
 
 /// Routes every request: `/graphql`, `/_emulator/...` (admin), `PUT /s3/...` and the OSS storage
@@ -80,6 +82,15 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     private func handleStorage(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
+        var response = try await storageResponse(incoming, s3: isS3)
+        // The storage's own clock goes out in `Date` (StorageDateHeader): the emulator clock for
+        // S3, the OSS clock (skew included) for OSS.
+        let now = isS3 ? state.now() : await state.ossNow()
+        response.headers[StorageDateHeader.name] = SigningTime.rfc1123(now)
+        return response
+    }
+
+    private func storageResponse(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
         let (action, latency) = await state.decideFault(.put)
         await sleep(milliseconds: latency)
         var mode = BodyMode.normal
