@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // MARK: C libraries from Debian, one system module each
@@ -79,6 +80,7 @@ let package = Package(
                 .product(name: "GraphQL", package: "GraphQL"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -113,7 +115,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "AltiCLITests",
-            dependencies: ["AltiCLI", "AltiCore", "AltiTestSupport"],
+            // AltiEmulator is imported directly (stats, faults): declared, so a change of its types
+            // rebuilds these tests instead of linking stale copies of them.
+            dependencies: ["AltiCLI", "AltiCore", "AltiEmulator", "AltiTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -24,6 +24,7 @@ public enum Emulator {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             responder: responder,
+            server: .http1(configuration: .init(additionalChannelHandlers: [StorageDateHeaderHandler()])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)

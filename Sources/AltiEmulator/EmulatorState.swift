@@ -1,3 +1,4 @@
+import AltiCrypto
 import Foundation
 
 /// All mutable state of one emulator: projects, images, stored objects, credentials, counters,
@@ -14,6 +15,8 @@ public actor EmulatorState {
     /// In-memory objects (when there is no data directory).
     private var objects: [String: [UInt8]] = [:]
     private var stsByKeyID: [String: STSRecord] = [:]
+    /// OSS multipart uploads in progress, with their parts.
+    private var multipart: MultipartUploads
     /// The credentials the emulator signs its S3 URLs with.
     public private(set) var s3Credentials: S3Credentials
     private var counters = EmulatorStats()
@@ -32,6 +35,7 @@ public actor EmulatorState {
         self.clock = clock
         self.faults = configuration.faults
         self.s3Credentials = S3Credentials(accessKeyID: "AKIAALTIEMULATOR0001", secret: randomHex(20))
+        self.multipart = MultipartUploads(dataDirectory: configuration.dataDirectory)
         if let dir = configuration.dataDirectory {
             try FileManager.default.createDirectory(atPath: dir + "/objects", withIntermediateDirectories: true)
             if let data = FileManager.default.contents(atPath: Self.snapshotPath(dir)) {
@@ -46,6 +50,7 @@ public actor EmulatorState {
                     objectIndex[i.objectKey] = i.id
                 }
                 for s in snapshot.sts { stsByKeyID[s.accessKeyID] = s }
+                multipart = MultipartUploads(dataDirectory: dir, restoring: snapshot.multipartUploads ?? [])
             }
         }
         Self.seed(configuration, clock.now(), &projects, &projectOrder)
@@ -77,6 +82,10 @@ public actor EmulatorState {
     public nonisolated func now() -> Date { clock.now() }
     var urlLifetime: TimeInterval { faults.urlLifetimeSeconds ?? configuration.urlLifetime }
     var stsLifetime: TimeInterval { faults.stsLifetimeSeconds ?? configuration.stsLifetime }
+
+    /// "Now" for the OSS storage: the emulator clock plus `ossClockSkewSeconds`. Request times, STS
+    /// expiry and the `Date` of OSS answers follow it.
+    func ossNow() -> Date { clock.now().addingTimeInterval(faults.ossClockSkewSeconds) }
 
     /// The 65-minute rule: Pending images untouched that long become Invalid.
     private func expireStalePending() {
@@ -376,7 +385,8 @@ public actor EmulatorState {
 
     // MARK: Storage
 
-    /// Issues STS credentials for `<ossBucket>/<projectID>/`.
+    /// Issues STS credentials for `<ossBucket>/<projectID>/` and returns them as the client gets
+    /// them: with `tamperNextSTS` the secret handed out is not the one the verifier holds.
     func issueSTS(projectID: String) -> STSRecord {
         let record = STSRecord(
             accessKeyID: "STS.\(randomHex(12))", secret: randomHex(20), token: "CAIS\(randomHex(32))",
@@ -385,7 +395,13 @@ public actor EmulatorState {
         stsByKeyID[record.accessKeyID] = record
         counters.stsIssued += 1
         persist()
-        return record
+        guard faults.tamperNextSTS > 0 else { return record }
+        faults.tamperNextSTS -= 1
+        counters.tamperedSTS += 1
+        var handedOut = record
+        // Same length and alphabet, last character changed: only the signature can tell.
+        handedOut.secret = String(record.secret.dropLast()) + (record.secret.last == "0" ? "1" : "0")
+        return handedOut
     }
 
     /// The STS credentials with this access key id, or nil.
@@ -394,11 +410,14 @@ public actor EmulatorState {
     /// The image whose object key this is, if any.
     func imageID(forObjectKey key: String) -> String? { objectIndex[key] }
 
-    /// Stores an object that passed verification and moves its image along the lifecycle.
-    /// Returns the image id the object belongs to, if any.
+    /// Stores an object that passed verification and moves its image along the lifecycle. With
+    /// `corruptNextStores` the stored copy has one byte flipped; the answer must describe
+    /// `StoredObject.bytes`, not what arrived.
     @discardableResult
-    func storeObject(key: String, bytes: [UInt8]) throws -> String? {
+    func storeObject(key: String, bytes received: [UInt8]) throws -> StoredObject {
         expireStalePending()
+        var bytes = received
+        let corrupted = damageIfDue(&bytes)
         if let dir = configuration.dataDirectory {
             let path = Self.objectPath(dir, key)
             try FileManager.default.createDirectory(
@@ -408,7 +427,9 @@ public actor EmulatorState {
             objects[key] = bytes
         }
         counters.bytesStored += bytes.count
-        guard let id = objectIndex[key], var image = images[id] else { return nil }
+        guard let id = objectIndex[key], var image = images[id] else {
+            return StoredObject(imageID: nil, bytes: bytes, corrupted: corrupted)
+        }
         image.putCount += 1
         counters.putsByImage[id, default: 0] += 1
         if image.state != .ready && image.state != .readyStrong && !image.uploadStarted {
@@ -433,7 +454,84 @@ public actor EmulatorState {
             images[id] = image
         }
         persist()
-        return id
+        return StoredObject(imageID: id, bytes: bytes, corrupted: corrupted)
+    }
+
+    /// Flips one byte (the middle one) when `corruptNextStores` asks for it; empty bodies are left
+    /// alone and do not use up the count.
+    private func damageIfDue(_ bytes: inout [UInt8]) -> Bool {
+        guard faults.corruptNextStores > 0, !bytes.isEmpty else { return false }
+        faults.corruptNextStores -= 1
+        counters.corruptedStores += 1
+        bytes[bytes.count / 2] ^= 0xFF
+        return true
+    }
+
+    // MARK: OSS multipart
+
+    /// InitiateMultipartUpload: a new upload id for this bucket and key.
+    func initiateMultipartUpload(bucket: String, key: String) -> MultipartUploadRecord {
+        let record = multipart.initiate(bucket: bucket, key: key, now: clock.now())
+        counters.multipartInitiated += 1
+        persist()
+        return record
+    }
+
+    /// The upload in progress with this id for this bucket and key, or nil (NoSuchUpload).
+    func multipartUpload(_ uploadID: String, bucket: String, key: String) -> MultipartUploadRecord? {
+        multipart.upload(uploadID, bucket: bucket, key: key)
+    }
+
+    /// UploadPart: stores (or replaces) one part; nil when the upload is not (or no longer) there.
+    /// With `corruptNextStores` the stored part has one byte flipped and `StoredPart` describes it.
+    func storePart(uploadID: String, bucket: String, key: String, number: Int, bytes received: [UInt8]) throws
+        -> StoredPart?
+    {
+        guard multipart.upload(uploadID, bucket: bucket, key: key) != nil else { return nil }
+        var bytes = received
+        _ = damageIfDue(&bytes)
+        let part = try multipart.storePart(uploadID: uploadID, number: number, bytes: bytes)
+        counters.partsByUpload[uploadID, default: [:]][number, default: 0] += 1
+        counters.partsByKey[key, default: [:]][number, default: 0] += 1
+        persist()
+        return part
+    }
+
+    /// CompleteMultipartUpload: checks the listed parts, stores the assembled object exactly as a
+    /// PutObject would (`storeObject`: image lifecycle, counters, corruption) and forgets the upload.
+    /// Nil when the upload is not (or no longer) there.
+    func completeMultipartUpload(uploadID: String, bucket: String, key: String,
+                                 listed: [(number: Int, etag: String)]) throws
+        -> Result<CompletedMultipartObject, MultipartCompletionRefusal>?
+    {
+        guard let record = multipart.upload(uploadID, bucket: bucket, key: key) else { return nil }
+        let assembled: AssembledObject
+        switch try multipart.assemble(record, listed: listed) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let object): assembled = object
+        }
+        let stored = try storeObject(key: "oss/\(bucket)/\(key)", bytes: assembled.bytes)
+        multipart.finish(uploadID: uploadID)
+        counters.multipartCompleted += 1
+        persist()
+        // The parts' CRCs combine to the object's; a damaged copy has to be read again.
+        let crc = stored.corrupted ? CRC64.checksum(stored.bytes) : assembled.crc64
+        return .success(CompletedMultipartObject(imageID: stored.imageID, etag: assembled.etag, crc64: crc,
+                                                 size: stored.bytes.count))
+    }
+
+    /// AbortMultipartUpload: forgets the upload and its parts. False when it is not there.
+    func abortMultipartUpload(uploadID: String, bucket: String, key: String) -> Bool {
+        guard multipart.upload(uploadID, bucket: bucket, key: key) != nil else { return false }
+        multipart.finish(uploadID: uploadID)
+        counters.multipartAborted += 1
+        persist()
+        return true
+    }
+
+    /// The uploads in progress (tests).
+    public func multipartUploadsInProgress() -> [MultipartUploadRecord] {
+        multipart.uploads.values.sorted { ($0.initiatedAt, $0.uploadID) < ($1.initiatedAt, $1.uploadID) }
     }
 
     /// The error entry of an image whose bytes arrived before any `startImageUpload`.
@@ -461,6 +559,8 @@ public actor EmulatorState {
         counters.puts += 1
         counters.putsByOutcome[outcome, default: 0] += 1
     }
+    func countOSS(operation: String) { counters.ossOperations[operation, default: 0] += 1 }
+    func countOSSRefusal(code: String) { counters.ossRefusals[code, default: 0] += 1 }
 
     func appendLog(_ entry: RequestLogEntry) {
         sequence += 1
@@ -514,6 +614,7 @@ public actor EmulatorState {
         objectIndex = [:]
         objects = [:]
         stsByKeyID = [:]
+        multipart.removeAll()
         counters = EmulatorStats()
         log = []
         faults = configuration.faults
@@ -533,6 +634,8 @@ public actor EmulatorState {
         var projects: [ProjectRecord]
         var images: [ImageRecord]
         var sts: [STSRecord]
+        /// Absent in snapshots written before multipart existed.
+        var multipartUploads: [MultipartUploadRecord]?
     }
 
     private static func snapshotPath(_ dir: String) -> String { dir + "/state.json" }
@@ -549,7 +652,8 @@ public actor EmulatorState {
         let snapshot = Snapshot(
             s3: s3Credentials, projects: projectsInOrder,
             images: images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) },
-            sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID })
+            sts: stsByKeyID.values.sorted { $0.accessKeyID < $1.accessKeyID },
+            multipartUploads: multipart.uploads.values.sorted { $0.uploadID < $1.uploadID })
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -559,6 +663,14 @@ public actor EmulatorState {
             FileHandle.standardError.write(Data("alti-emulator: cannot write \(dir)/state.json: \(error)\n".utf8))
         }
     }
+}
+
+/// What a store kept: the image the object belongs to (if any) and its bytes as stored.
+struct StoredObject {
+    var imageID: String?
+    var bytes: [UInt8]
+    /// True when `corruptNextStores` flipped a byte of `bytes`.
+    var corrupted: Bool
 }
 
 extension Date {

@@ -4,7 +4,8 @@ import Foundation
 public enum RequestClass: String, Sendable, Codable, CaseIterable {
     /// `POST /graphql`.
     case graphql
-    /// Storage uploads: `PUT /s3/...` and `PUT /<ossBucket>/...`.
+    /// Storage requests: `PUT /s3/...` and every OSS request (`PUT`, `POST`, `DELETE`, `GET` under
+    /// `/<ossBucket>/...`, multipart included). The name predates multipart.
     case put
 }
 
@@ -94,11 +95,23 @@ public struct FaultSettings: Sendable, Codable, Equatable {
     public var stsLifetimeSeconds: Double?
     /// Image names (client filenames), server filenames or ids that processing turns Invalid.
     public var forceInvalid: [String] = []
+    /// Added to the emulator clock for OSS requests only (seconds, either sign): the OSS storage
+    /// then judges request times, STS expiry and `RequestTimeTooSkewed` by that clock and answers it
+    /// in `Date` and `ServerTime`, so a client with a correct clock looks skewed to it.
+    public var ossClockSkewSeconds: Double = 0
+    /// The next N stores (S3 PUT, OSS PutObject, UploadPart, CompleteMultipartUpload; empty bodies
+    /// excepted) keep a copy with one byte flipped, and the answer (ETag, `x-oss-hash-crc64ecma`)
+    /// describes that stored copy: a client that checks them sees the damage.
+    public var corruptNextStores: Int = 0
+    /// The next N STS credentials hand the client a secret that differs from the one the OSS
+    /// verifier holds (every request signed with it is `SignatureDoesNotMatch`).
+    public var tamperNextSTS: Int = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case graphql, put, systemMode, urlLifetimeSeconds, stsLifetimeSeconds, forceInvalid
+        case ossClockSkewSeconds, corruptNextStores, tamperNextSTS
     }
 
     public init(from decoder: any Decoder) throws {
@@ -109,6 +122,9 @@ public struct FaultSettings: Sendable, Codable, Equatable {
         urlLifetimeSeconds = try c.decodeIfPresent(Double.self, forKey: .urlLifetimeSeconds)
         stsLifetimeSeconds = try c.decodeIfPresent(Double.self, forKey: .stsLifetimeSeconds)
         forceInvalid = try c.decodeIfPresent([String].self, forKey: .forceInvalid) ?? []
+        ossClockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .ossClockSkewSeconds) ?? 0
+        corruptNextStores = try c.decodeIfPresent(Int.self, forKey: .corruptNextStores) ?? 0
+        tamperNextSTS = try c.decodeIfPresent(Int.self, forKey: .tamperNextSTS) ?? 0
     }
 
     public subscript(requestClass: RequestClass) -> RequestFaults {
@@ -124,6 +140,9 @@ public struct FaultSettings: Sendable, Codable, Equatable {
         if let message = put.validationError(prefix: "put") { return message }
         if let s = urlLifetimeSeconds, s <= 0 { return "urlLifetimeSeconds must be positive" }
         if let s = stsLifetimeSeconds, s <= 0 { return "stsLifetimeSeconds must be positive" }
+        if !ossClockSkewSeconds.isFinite { return "ossClockSkewSeconds must be a number of seconds" }
+        if corruptNextStores < 0 { return "corruptNextStores must not be negative" }
+        if tamperNextSTS < 0 { return "tamperNextSTS must not be negative" }
         return nil
     }
 }

@@ -17,12 +17,29 @@ struct EmulatorRequestContext: RequestContext {
 /// Thrown after the emulator deliberately cut a connection (reset or hang faults).
 struct ConnectionCut: Error {}
 
+/// Whether a request's body has been iterated. Hummingbird allows one iterator per body (a second
+/// one asserts), and a handler that refuses after reading the body must not drain it again.
+final class BodyIteration: @unchecked Sendable {
+    private let lock = NSLock()
+    private var started = false
+
+    /// Marks the body as iterated; true if it was not before.
+    func begin() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let first = !started
+        started = true
+        return first
+    }
+}
+
 /// A request as the handlers see it: raw path and query exactly as received.
 struct IncomingRequest {
     let request: Request
     let context: EmulatorRequestContext
     let rawPath: String
     let rawQuery: String
+    let bodyIteration = BodyIteration()
 
     init(_ request: Request, _ context: EmulatorRequestContext) {
         self.request = request
@@ -71,6 +88,8 @@ enum BodyReadError: Error {
 
 /// Reads the whole request body (bounded by `limit`) according to `mode`.
 func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode) async throws -> [UInt8] {
+    // Each handler reads a body once; a second read would find nothing left either way.
+    guard incoming.bodyIteration.begin() else { return [] }
     var bytes: [UInt8] = []
     if let length = incoming.contentLength, length <= limit { bytes.reserveCapacity(length) }
     let resetAt: Int

@@ -207,12 +207,35 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var registrations: Int = 0
     /// STS credentials issued.
     public var stsIssued: Int = 0
-    /// PUT requests received (any outcome).
+    /// Storage requests received, any outcome: S3 PUTs and every OSS request (PutObject and the
+    /// multipart operations alike; the name predates multipart).
     public var puts: Int = 0
-    /// PUTs by outcome: `ok`, an S3/OSS error code, or `fault-503`/`fault-500`/`fault-reset`/`fault-hang`.
+    /// Storage requests by outcome: `ok`, an S3/OSS error code, or
+    /// `fault-503`/`fault-500`/`fault-reset`/`fault-hang`.
     public var putsByOutcome: [String: Int] = [:]
-    /// Successful PUTs by image id.
+    /// Objects stored per image id: successful S3 PUTs, OSS PutObjects and CompleteMultipartUploads
+    /// (an UploadPart stores no object; see `partsByKey`).
     public var putsByImage: [String: Int] = [:]
+    /// OSS requests by operation, any outcome: `PutObject`, `InitiateMultipartUpload`, `UploadPart`,
+    /// `CompleteMultipartUpload`, `AbortMultipartUpload`, `ListParts`, `GetObject`, `HeadObject`,
+    /// `DeleteObject`, `PostObject`. Requests refused before the operation is known (other bucket, no
+    /// key) are not counted here.
+    public var ossOperations: [String: Int] = [:]
+    /// OSS refusals (the XML errors of the OSS storage, not injected faults) by `<Code>`.
+    public var ossRefusals: [String: Int] = [:]
+    /// Successful InitiateMultipartUpload, CompleteMultipartUpload and AbortMultipartUpload calls.
+    public var multipartInitiated: Int = 0
+    public var multipartCompleted: Int = 0
+    public var multipartAborted: Int = 0
+    /// Successful UploadParts per upload id, then per part number (a part sent again counts again).
+    public var partsByUpload: [String: [Int: Int]] = [:]
+    /// Successful UploadParts per object key as the request names it (`<pid>/<filename>`, no
+    /// bucket), then per part number, over every upload of that key.
+    public var partsByKey: [String: [Int: Int]] = [:]
+    /// Stores the `corruptNextStores` fault damaged.
+    public var corruptedStores: Int = 0
+    /// STS credentials issued with a tampered secret (`tamperNextSTS`).
+    public var tamperedSTS: Int = 0
     /// `startImageUpload` calls by image id (calls naming an unknown id are not counted).
     public var startsByImage: [String: Int] = [:]
     /// Bytes stored by successful PUTs.
@@ -229,8 +252,14 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
 
     /// Invocations of one GraphQL root field.
     public func count(_ field: String) -> Int { graphqlFields[field] ?? 0 }
-    /// PUTs with one outcome.
+    /// Storage requests with one outcome.
     public func puts(_ outcome: String) -> Int { putsByOutcome[outcome] ?? 0 }
+    /// OSS requests of one operation (`UploadPart`, ...).
+    public func ossOperation(_ name: String) -> Int { ossOperations[name] ?? 0 }
+    /// OSS refusals with one code.
+    public func ossRefusal(_ code: String) -> Int { ossRefusals[code] ?? 0 }
+    /// Successful UploadParts of one object key (`<pid>/<filename>`), all part numbers together.
+    public func partsStored(key: String) -> Int { partsByKey[key]?.values.reduce(0, +) ?? 0 }
 }
 
 /// A fresh 24-hex-character id, like a MongoDB ObjectID.

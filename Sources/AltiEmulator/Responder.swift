@@ -1,23 +1,26 @@
+import AltiSigning
 import Foundation
 import GraphQL
+import HTTPTypes
 import Hummingbird
 
-/// Routes every request: `/graphql`, `/_emulator/...` (admin), `PUT /s3/...` and
-/// `PUT /<ossBucket>/...`; applies faults per request class and writes the request log.
+/// Routes every request: `/graphql`, `/_emulator/...` (admin), `PUT /s3/...` and the OSS storage
+/// (any method under `/<ossBucket>/`, and any PUT, POST or DELETE elsewhere, which OSS answers
+/// NoSuchBucket); applies faults per request class and writes the request log.
 struct EmulatorResponder: HTTPResponder {
     typealias Context = EmulatorRequestContext
 
     let state: EmulatorState
     let graphQL: GraphQLHandler
     let s3: S3PutHandler
-    let oss: OSSPutHandler
+    let oss: OSSHandler
     let admin: AdminHandler
 
     init(state: EmulatorState, schema: GraphQLSchema, signer: any StorageURLSigner) {
         self.state = state
         graphQL = GraphQLHandler(state: state, schema: schema, signer: signer)
         s3 = S3PutHandler(state: state)
-        oss = OSSPutHandler(state: state)
+        oss = OSSHandler(state: state)
         admin = AdminHandler(state: state)
     }
 
@@ -29,8 +32,12 @@ struct EmulatorResponder: HTTPResponder {
         if incoming.rawPath == "/graphql" {
             return try await handleGraphQL(incoming)
         }
-        if incoming.rawPath.hasPrefix(S3Paths.prefix) || incoming.method == "PUT" {
-            return try await handleStorage(incoming, s3: incoming.rawPath.hasPrefix(S3Paths.prefix))
+        if incoming.rawPath.hasPrefix(S3Paths.prefix) {
+            return try await handleStorage(incoming, s3: true)
+        }
+        if ["PUT", "POST", "DELETE"].contains(incoming.method)
+            || incoming.rawPath.hasPrefix("/\(state.configuration.ossBucket)/") {
+            return try await handleStorage(incoming, s3: false)
         }
         await drain(incoming)
         let response = Response.text(404, "Not Found: \(incoming.method) \(incoming.rawPath)\n")
@@ -75,6 +82,15 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     private func handleStorage(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
+        var response = try await storageResponse(incoming, s3: isS3)
+        // The storage's own clock goes out in `Date` (StorageDateHeader): the emulator clock for
+        // S3, the OSS clock (skew included) for OSS.
+        let now = isS3 ? state.now() : await state.ossNow()
+        response.headers[StorageDateHeader.name] = SigningTime.rfc1123(now)
+        return response
+    }
+
+    private func storageResponse(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
         let (action, latency) = await state.decideFault(.put)
         await sleep(milliseconds: latency)
         var mode = BodyMode.normal
@@ -86,7 +102,8 @@ struct EmulatorResponder: HTTPResponder {
         case .reset:
             await finishPut(incoming, status: 0, outcome: "fault-reset")
             _ = try await readBody(incoming, limit: Int.max, mode: .resetHalfway)
-            throw ConnectionCut()
+            // A request without a body (Initiate, Abort) is cut after its head.
+            try await cutConnection(incoming.context.channel)
         case .hang(let seconds):
             await drain(incoming)
             await finishPut(incoming, status: 0, outcome: "fault-hang")

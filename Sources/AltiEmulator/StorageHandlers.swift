@@ -25,7 +25,7 @@ struct StorageOutcome {
     var bytes: Int = 0
 }
 
-/// A storage refusal as S3 and OSS send it: the body is drained first (so the client sees the
+/// A storage refusal as S3 sends it: the body is drained first (so the client sees the
 /// answer, not a reset), then the XML error with the store's request-id header.
 private func refusal(_ rejection: SigningRejection, draining incoming: IncomingRequest, requestID: String,
                      header: String) async -> StorageOutcome {
@@ -83,101 +83,18 @@ struct S3PutHandler: Sendable {
                 status: 400, code: "IncompleteBody",
                 message: "You did not provide the number of bytes specified by the Content-Length HTTP header"))
         }
-        let imageID = try await state.storeObject(key: key, bytes: bytes)
-        let etag = "\"\(Digest.hash(.md5, bytes).hexString)\""
+        let stored = try await state.storeObject(key: key, bytes: bytes)
+        let etag = "\"\(Digest.hash(.md5, stored.bytes).hexString)\""
         return StorageOutcome(
             response: .text(200, "", extraHeaders: [("ETag", etag), ("x-amz-request-id", requestID)]),
-            outcome: "ok", imageID: imageID, bytes: bytes.count)
+            outcome: "ok", imageID: stored.imageID, bytes: bytes.count)
     }
 }
 
-/// `PUT /<ossBucket>/<pid>/<filename>` (path style; `%2F` in the key is a `/`): OSS V1 or V4
-/// header signature with the STS token, STS expiry, and the STS's own project prefix.
-struct OSSPutHandler: Sendable {
-    let state: EmulatorState
-
-    func handle(_ incoming: IncomingRequest, bodyMode: BodyMode) async throws -> StorageOutcome {
-        let requestID = randomHex(12).uppercased()
-        func refuse(_ rejection: SigningRejection) async -> StorageOutcome {
-            await refusal(rejection, draining: incoming, requestID: requestID, header: "x-oss-request-id")
-        }
-        let request = OSSIncomingRequest(method: incoming.method, pathStyleRawPath: incoming.rawPath,
-                                         rawQuery: incoming.rawQuery, headers: incoming.signingHeaders)
-        guard request.bucket == state.configuration.ossBucket else {
-            return await refuse(SigningRejection(status: 404, code: "NoSuchBucket",
-                                                 message: "The specified bucket does not exist.",
-                                                 fields: [.init("BucketName", request.bucket ?? "")]))
-        }
-        guard incoming.method == "PUT" else {
-            return await refuse(SigningRejection(status: 405, code: "MethodNotAllowed",
-                                                 message: "The specified method is not allowed against this resource."))
-        }
-        guard let key = request.key, !key.isEmpty else {
-            return await refuse(SigningRejection(status: 400, code: "InvalidObjectName",
-                                                 message: "The specified object is not valid."))
-        }
-        let now = state.now()
-        // Snapshot the STS records: the verifier's lookup is synchronous.
-        let accessKeyID = Self.accessKeyID(fromAuthorization: incoming.header("authorization") ?? "")
-        let sts = accessKeyID.isEmpty ? nil : await state.sts(accessKeyID: accessKeyID)
-        let verification = OSSVerifier.verify(request, now: now, keyRecord: { id in
-            guard let sts, sts.accessKeyID == id else { return nil }
-            return OSSKeyRecord(accessKeySecret: sts.secret, securityToken: sts.token)
-        })
-        if case .failure(let rejection) = verification { return await refuse(rejection) }
-        guard let sts else {
-            return await refuse(SigningRejection(status: 403, code: "InvalidAccessKeyId",
-                                                 message: "The OSS Access Key Id you provided does not exist in our records."))
-        }
-        if now >= sts.expiresAt {
-            return await refuse(SigningRejection(
-                status: 403, code: "SecurityTokenExpired", message: "The security token you provided has expired.",
-                fields: [.init("EC", "0002-00000007")]))
-        }
-        guard sts.bucket == request.bucket, key.hasPrefix(sts.projectID + "/") else {
-            return await refuse(SigningRejection(
-                status: 403, code: "AccessDenied",
-                message: "You have no right to access this object because of bucket acl.",
-                fields: [.init("EC", "0003-00000801")]))
-        }
-        if let length = incoming.contentLength, length > state.configuration.maxObjectSize {
-            return await refuse(SigningRejection(status: 400, code: "EntityTooLarge",
-                                                 message: "Your proposed upload exceeds the maximum allowed size."))
-        }
-        let bytes: [UInt8]
-        do {
-            bytes = try await readBody(incoming, limit: state.configuration.maxObjectSize, mode: bodyMode)
-        } catch BodyReadError.tooLarge {
-            return await refuse(SigningRejection(status: 400, code: "EntityTooLarge",
-                                                 message: "Your proposed upload exceeds the maximum allowed size."))
-        }
-        if let length = incoming.contentLength, bytes.count != length {
-            return await refuse(SigningRejection(status: 400, code: "IncompleteBody",
-                                                 message: "The request body is shorter than Content-Length."))
-        }
-        let imageID = try await state.storeObject(key: "oss/\(sts.bucket)/\(key)", bytes: bytes)
-        let etag = "\"\(Digest.hash(.md5, bytes).hexString.uppercased())\""
-        return StorageOutcome(
-            response: .text(200, "", extraHeaders: [("ETag", etag), ("x-oss-request-id", requestID)]),
-            outcome: "ok", imageID: imageID, bytes: bytes.count)
-    }
-
-    /// The access key id of an `OSS <id>:<sig>` or `OSS4-HMAC-SHA256 Credential=<id>/...` header.
-    static func accessKeyID(fromAuthorization header: String) -> String {
-        let value = header.trimmingCharacters(in: .whitespaces)
-        if value.hasPrefix("OSS4-HMAC-SHA256") {
-            guard let range = value.range(of: "Credential=") else { return "" }
-            return String(value[range.upperBound...].prefix { $0 != "/" && $0 != "," })
-        }
-        if value.hasPrefix("OSS ") {
-            return String(value.dropFirst(4).prefix { $0 != ":" }).trimmingCharacters(in: .whitespaces)
-        }
-        return ""
-    }
-}
-
-/// Reads and discards what is left of a request body (so the connection stays usable).
+/// Reads and discards what is left of a request body (so the connection stays usable); nothing
+/// when a handler already read it.
 func drain(_ incoming: IncomingRequest) async {
+    guard incoming.bodyIteration.begin() else { return }
     do {
         for try await _ in incoming.request.body {}
     } catch {}

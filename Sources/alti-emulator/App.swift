@@ -77,6 +77,12 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
     var forceInvalid: [String] = []
     @Flag(help: "Start in ReadOnly system mode.")
     var readOnly = false
+    @Option(help: "Seconds added to the OSS storage's clock (either sign); beyond 900 a client with a correct clock is RequestTimeTooSkewed.")
+    var ossClockSkew: Double = 0
+    @Option(help: "Flip one byte of each of the next N stored objects or parts (the answer's ETag and CRC describe the damaged copy).")
+    var corruptNextStores = 0
+    @Option(help: "Hand out the next N STS credentials with a secret the OSS storage does not accept.")
+    var tamperNextSts = 0
 
     func validate() throws {
         for value in project where ProjectSeed(argument: value) == nil {
@@ -110,6 +116,9 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         f.put.hangSeconds = hangSeconds
         f.forceInvalid = forceInvalid
         f.systemMode = readOnly ? .readOnly : .normal
+        f.ossClockSkewSeconds = ossClockSkew
+        f.corruptNextStores = corruptNextStores
+        f.tamperNextSTS = tamperNextSts
         return f
     }
 

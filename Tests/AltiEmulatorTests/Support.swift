@@ -177,3 +177,36 @@ func waitForFinalState(_ emu: RunningEmulator, _ id: String, pid: String = sampl
     }
     throw TestFailure("image \(id) did not reach Ready or Invalid")
 }
+
+/// A signed OSS request of any method (path style, `/` in the key sent as `%2F` like oss2), signed
+/// with AltiSigning's signer. `query` holds decoded names and values (`("uploads", "")` is bare);
+/// `wireQuery`, when given, is sent instead of `query` (to prove the query is signed).
+func ossRequest(_ emu: RunningEmulator, sts: STS, method: String, key: String, query: [(String, String)] = [],
+                headers: [(String, String)] = [], body: [UInt8] = [],
+                version: OSSSignatureVersion = .v4(region: "cn-shenzhen"), secret: String? = nil, date: Date? = nil,
+                bucket: String? = nil, wireQuery: [(String, String)]? = nil) async throws -> RawHTTPResponse {
+    let bucket = bucket ?? sts.bucket
+    let credentials = OSSCredentials(accessKeyId: sts.id, accessKeySecret: secret ?? sts.secret,
+                                     securityToken: sts.token)
+    let signed = OSSSigner.sign(
+        OSSRequest(method: method, bucket: bucket, key: key, headers: headers,
+                   query: query.map { (name: $0.0, value: $0.1) }),
+        credentials: credentials, version: version, date: date ?? emu.state.now())
+    let encodedKey = key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? key
+    let wire = (wireQuery ?? query).map { name, value in
+        value.isEmpty ? SigningEncoding.uriEncode(name)
+                      : SigningEncoding.uriEncode(name) + "=" + SigningEncoding.uriEncode(value)
+    }.joined(separator: "&")
+    return try await RawHTTP.send(port: emu.port, method: method,
+                                  target: "/\(bucket)/\(encodedKey)" + (wire.isEmpty ? "" : "?" + wire),
+                                  headers: signed.headers.map { ($0.name, $0.value) }, body: body)
+}
+
+extension RawHTTPResponse {
+    /// The text of the first `<name>` element of an XML body (no unescaping).
+    func xmlValue(_ name: String) -> String? {
+        guard let start = text.range(of: "<\(name)>"),
+              let end = text.range(of: "</\(name)>", range: start.upperBound..<text.endIndex) else { return nil }
+        return String(text[start.upperBound..<end.lowerBound])
+    }
+}
