@@ -216,10 +216,11 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     /// Objects stored per image id: successful S3 PUTs, OSS PutObjects and CompleteMultipartUploads
     /// (an UploadPart stores no object; see `partsByKey`).
     public var putsByImage: [String: Int] = [:]
-    /// OSS requests by operation, any outcome: `PutObject`, `InitiateMultipartUpload`, `UploadPart`,
-    /// `CompleteMultipartUpload`, `AbortMultipartUpload`, `ListParts`, `GetObject`, `HeadObject`,
-    /// `DeleteObject`, `PostObject`. Requests refused before the operation is known (other bucket, no
-    /// key) are not counted here.
+    /// OSS requests the storage handled, by operation, whatever the answer: `PutObject`,
+    /// `InitiateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`,
+    /// `ListParts`, `GetObject`, `HeadObject`, `DeleteObject`, `PostObject`. Not counted here:
+    /// requests refused before the operation is known (other bucket, no key), and those an
+    /// injected fault cut, failed or hung (they are in `putsByOutcome`).
     public var ossOperations: [String: Int] = [:]
     /// OSS refusals (the XML errors of the OSS storage, not injected faults) by `<Code>`.
     public var ossRefusals: [String: Int] = [:]
