@@ -275,6 +275,9 @@ import Testing
                 ["sync", second.path, "--project", Self.project, "--cloud", "oss", "--transfers", "1"], FirstHourTests.env(emu))
             #expect(refused.code == 75, "\(refused.out) \(refused.err)")
             #expect(refused.out.contains("SignatureDoesNotMatch"))
+            // The store's code is the image's error in the manifest too.
+            let failed = try OSSSyncTests.manifest(second).entries.first { $0.path.hasSuffix("DJI_0002.JPG") }
+            #expect(failed?.server?.errors.first?.contains("SignatureDoesNotMatch") == true, "\(String(describing: failed?.server))")
             stats = await emu.state.stats()
             #expect(stats.stsIssued <= 2 + 2 * 2)  // at most one renewal per image, never a loop
         }

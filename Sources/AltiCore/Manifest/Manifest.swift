@@ -338,6 +338,9 @@ public struct ServerFacts: Codable, Sendable, Equatable {
             if multipart?.uploadID == event.uploadID { multipart = nil }
             return
         case .failed:
+            // The image's error as the user should see it (with the store's code, e.g.
+            // SignatureDoesNotMatch); the server state stays what the server said.
+            errors = [event.reason ?? "failed"]
             return
         }
         checkedAt = event.at

@@ -34,13 +34,14 @@ public enum ManifestSync {
     }
 
     /// Folds events into the manifest's server facts. Idempotent: events carry absolute facts.
-    /// A local failure changes no server fact. Returns the number of checksums changed.
+    /// A local failure is recorded as the image's error; it changes no server state. Returns the
+    /// number of checksums changed.
     @discardableResult
     public static func fold(_ events: [JournalEvent], into manifest: inout Manifest) -> Int {
         guard !events.isEmpty else { return 0 }
         var current = facts(from: manifest)
         var touched: Set<String> = []
-        for event in events where event.kind != .failed {
+        for event in events {
             current[event.sha1, default: ServerFacts()].apply(event)
             touched.insert(event.sha1)
         }
