@@ -1,7 +1,164 @@
-// ArchiveReader lands with the archives issue; this module is the only importer of CLibArchive.
 internal import CLibArchive
+import Foundation
 
 public enum ArchiveLibrary {
     /// The libarchive version string, e.g. "libarchive 3.6.2".
     public static var version: String { String(cString: archive_version_string()) }
+
+    /// How many times an archive was opened by this process (tests count re-reads).
+    public static var opens: Int { openCounter.value }
+    static let openCounter = Counter()
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.withLock { count } }
+        func increment() { lock.withLock { count += 1 } }
+    }
+}
+
+/// A failure reading an archive, naming the archive (and the member, when one is concerned).
+public struct ArchiveError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var archive: String
+    public var member: String?
+    public var message: String
+
+    public init(archive: String, member: String? = nil, message: String) {
+        self.archive = archive
+        self.member = member
+        self.message = message
+    }
+
+    public var description: String {
+        member.map { "\(archive): \($0): \(message)" } ?? "\(archive): \(message)"
+    }
+}
+
+/// One entry of an archive as its header describes it.
+public struct ArchiveMember: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case regular, directory, symlink, hardlink, other }
+
+    /// The name as recorded, made safe to record and print (see `safePath`).
+    public var path: String
+    public var kind: Kind
+    /// The member's size from its header; nil when the archive does not say (a zip written as a
+    /// stream, before its data descriptor).
+    public var size: Int64?
+    public var mtimeNs: Int64
+    public var isEncrypted: Bool
+    /// Its position in the archive (0-based): with the archive's own stat, it identifies a member.
+    public var index: Int
+
+    /// A name safe to record: UTF-8 when it is (else each byte that is not as `%XX`), no leading
+    /// `/` or `./`, `\` as `%5C`, a `..` segment as `%2E%2E`, `%` itself as `%25`. Nothing is ever
+    /// written from an archive; this only keeps manifests and messages unambiguous.
+    public static func safePath(_ raw: [UInt8]) -> String {
+        func escape(_ byte: UInt8) -> String { String(format: "%%%02X", byte) }
+        var text = ""
+        if let decoded = String(validating: raw, as: UTF8.self) {
+            for scalar in decoded.unicodeScalars {
+                switch scalar {
+                case "%": text += "%25"
+                case "\\": text += "%5C"
+                default: text.unicodeScalars.append(scalar)
+                }
+            }
+        } else {
+            for byte in raw {
+                if byte < 0x80, byte != 0x25, byte != 0x5C { text.unicodeScalars.append(Unicode.Scalar(byte)) } else { text += escape(byte) }
+            }
+        }
+        var segments = text.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        segments.removeAll { $0 == "." }
+        return segments.map { $0 == ".." ? "%2E%2E" : $0 }.joined(separator: "/")
+    }
+}
+
+/// Reads an archive in place through libarchive: zip (zip64, streamed with data descriptors),
+/// tar (ustar, pax, GNU), 7z, and any of them compressed (gzip, bzip2, xz, zstd), recognised by
+/// content, not by name. One pass, forward only: `next()` moves to the next member, `read`
+/// reads the current member's bytes. Not thread-safe: one reader belongs to one task.
+public final class ArchiveReader {
+    private let handle: OpaquePointer
+    public let path: String
+    private var current: ArchiveMember?
+    private var index = -1
+
+    public init(path: String) throws(ArchiveError) {
+        guard let handle = archive_read_new() else {
+            throw ArchiveError(archive: path, message: "libarchive could not allocate a reader")
+        }
+        self.handle = handle
+        self.path = path
+        archive_read_support_filter_all(handle)
+        archive_read_support_format_all(handle)
+        ArchiveLibrary.openCounter.increment()
+        if archive_read_open_filename(handle, path, 64 << 10) != ARCHIVE_OK {
+            let message = Self.errorText(handle)
+            archive_read_free(handle)
+            throw ArchiveError(archive: path, message: message)
+        }
+    }
+
+    deinit { archive_read_free(handle) }
+
+    static func errorText(_ handle: OpaquePointer) -> String {
+        archive_error_string(handle).map { String(cString: $0) } ?? "unreadable archive"
+    }
+
+    /// The archive's format as libarchive names it (e.g. "ZIP 2.0 (deflation)", "POSIX pax interchange format").
+    public var formatName: String { archive_format_name(handle).map { String(cString: $0) } ?? "" }
+
+    /// libarchive converts member names to the thread's locale; a process starts in the C locale,
+    /// where a UTF-8 name (a zip's UTF-8 flag) has no form at all. Names are read under C.UTF-8.
+    nonisolated(unsafe) static let utf8Locale: locale_t? = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
+
+    /// Moves to the next member; nil at the end. A corrupt or truncated archive throws.
+    public func next() throws(ArchiveError) -> ArchiveMember? {
+        let previous = Self.utf8Locale.map { uselocale($0) }
+        defer { if let previous { uselocale(previous) } }
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(handle, &entry)
+        if status == ARCHIVE_EOF { current = nil; return nil }
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
+            throw ArchiveError(archive: path, member: current?.path, message: Self.errorText(handle))
+        }
+        index += 1
+        // UTF-8 first (zip's UTF-8 flag, pax headers): in the C locale a process starts in, the
+        // locale form of a non-ASCII name is unavailable. The raw bytes otherwise (escaped later).
+        var raw: [UInt8] = []
+        for name in [archive_entry_pathname_utf8(entry), archive_entry_pathname(entry)] {
+            guard let name else { continue }
+            raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
+            break
+        }
+        let kind: ArchiveMember.Kind
+        if archive_entry_hardlink(entry) != nil {
+            kind = .hardlink
+        } else {
+            switch archive_entry_filetype(entry) & 0o170000 {
+            case 0o100000: kind = .regular
+            case 0o040000: kind = .directory
+            case 0o120000: kind = .symlink
+            default: kind = .other
+            }
+        }
+        let member = ArchiveMember(
+            path: ArchiveMember.safePath(raw), kind: kind,
+            size: archive_entry_size_is_set(entry) != 0 ? Int64(archive_entry_size(entry)) : nil,
+            mtimeNs: Int64(archive_entry_mtime(entry)) * 1_000_000_000 + Int64(archive_entry_mtime_nsec(entry)),
+            isEncrypted: archive_entry_is_encrypted(entry) != 0, index: index)
+        current = member
+        return member
+    }
+
+    /// Reads the current member's bytes; 0 at its end. Corrupt data, a wrong password or a
+    /// truncated archive throws, naming the member.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
+        let n = archive_read_data(handle, buffer.baseAddress, buffer.count)
+        if n < 0 {
+            throw ArchiveError(archive: path, member: current?.path, message: Self.errorText(handle))
+        }
+        return n
+    }
 }

@@ -35,7 +35,8 @@ import Testing
 
     /// A real JPEG of the bundled sample survey.
     static func sample(_ n: Int) -> String {
-        Run.packageRoot.appendingPathComponent("samples/sample-survey/flight1/DJI_\(String(format: "%04d", n)).JPG").path
+        let flight = n <= 12 ? "flight1" : "flight2"
+        return Run.packageRoot.appendingPathComponent("samples/sample-survey/\(flight)/DJI_\(String(format: "%04d", n)).JPG").path
     }
 
     static func run(_ args: [String], _ env: [String: String] = [:], offline: Bool = false) async -> (code: Int32, out: String, err: String, connections: Int) {

@@ -26,11 +26,29 @@ public struct Manifest: Codable, Sendable, Equatable {
     public struct Source: Codable, Sendable, Equatable {
         /// Absolute path of the scanned PATH.
         public var root: String
-        /// "folder" (an archive kind comes later).
+        /// "folder" or "archive".
         public var kind: String
-        public init(root: String, kind: String = "folder") {
+        /// For an archive: its size, mtime and inode when it was scanned. An archive unchanged
+        /// since is not opened again (its members' hashes are the manifest's).
+        public var archive: FileFacts?
+
+        public init(root: String, kind: String = "folder", archive: FileFacts? = nil) {
             self.root = root
             self.kind = kind
+            self.archive = archive
+        }
+
+        /// The stat facts of an archive file.
+        public struct FileFacts: Codable, Sendable, Equatable {
+            public var size: Int64
+            public var mtimeNs: Int64
+            public var inode: UInt64
+
+            public init(size: Int64, mtimeNs: Int64, inode: UInt64) {
+                self.size = size
+                self.mtimeNs = mtimeNs
+                self.inode = inode
+            }
         }
     }
 

@@ -29,7 +29,10 @@ enum ManifestJSON {
             ("remote", .object([("bucket", .string(m.remote.bucket)), ("cloud", .string(m.remote.cloud)),
                                 ("endpoint", .string(m.remote.endpoint)), ("projectID", .string(m.remote.projectID))])),
             ("schemaVersion", .int(Int64(m.schemaVersion))),
-            ("source", .object([("kind", .string(m.source.kind)), ("root", .string(m.source.root))])),
+            ("source", .object(
+                (m.source.archive.map { a in
+                    [("archive", Value.object([("inode", .uint(a.inode)), ("mtimeNs", .int(a.mtimeNs)), ("size", .int(a.size))]))]
+                } ?? []) + [("kind", .string(m.source.kind)), ("root", .string(m.source.root))])),
             ("writtenAt", .string(m.writtenAt)),
             ("writtenAtNs", .int(m.writtenAtNs)),
         ])

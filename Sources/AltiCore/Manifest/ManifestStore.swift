@@ -47,6 +47,8 @@ public final class ManifestLock: @unchecked Sendable {
 public struct ManifestStore: Sendable {
     /// The default manifest path inside a scanned folder.
     public static let folderRelativePath = ".alti/manifest.json"
+    /// The manifest of an archive PATH is the archive's path with this appended.
+    public static let archiveSuffix = ".alti.json"
 
     public var environment: [String: String]
     /// Whether a folder can take a `.alti/` subfolder; injectable so tests can simulate a
@@ -89,9 +91,14 @@ public struct ManifestStore: Sendable {
                 : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(override)
             return ManifestLocation(file: url.standardizedFileURL, isFallback: false)
         }
-        let inFolder = URL(fileURLWithPath: root).appendingPathComponent(Self.folderRelativePath)
-        let fallback = stateDirectory.appendingPathComponent(Self.fallbackName(root: root))
         let fm = FileManager.default
+        var isDirectory: ObjCBool = true
+        let isArchive = fm.fileExists(atPath: root, isDirectory: &isDirectory) && !isDirectory.boolValue
+        // A folder keeps its manifest inside (`.alti/manifest.json`); an archive beside itself
+        // (`survey.zip.alti.json`): nothing is ever written into an archive.
+        let inFolder = isArchive ? URL(fileURLWithPath: root + Self.archiveSuffix)
+                                 : URL(fileURLWithPath: root).appendingPathComponent(Self.folderRelativePath)
+        let fallback = stateDirectory.appendingPathComponent(Self.fallbackName(root: root))
         let altiDir = inFolder.deletingLastPathComponent().path
         let inFolderExists = fm.fileExists(atPath: inFolder.path)
         if inFolderExists, canWrite(altiDir) { return ManifestLocation(file: inFolder, isFallback: false) }

@@ -5,6 +5,7 @@ import Glibc
 /// The C `struct stat` of the platform's libc.
 public typealias SystemStat = Glibc.stat
 @inline(__always) func systemOpen(_ path: String, _ flags: Int32) -> Int32 { Glibc.open(path, flags) }
+@inline(__always) func systemStat(_ path: String, _ st: inout SystemStat) -> Int32 { stat(path, &st) }
 @inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     Glibc.read(fd, buffer, count)
 }
@@ -13,6 +14,7 @@ import Darwin
 /// The C `struct stat` of the platform's libc.
 public typealias SystemStat = Darwin.stat
 @inline(__always) func systemOpen(_ path: String, _ flags: Int32) -> Int32 { Darwin.open(path, flags) }
+@inline(__always) func systemStat(_ path: String, _ st: inout SystemStat) -> Int32 { stat(path, &st) }
 @inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     Darwin.read(fd, buffer, count)
 }

@@ -147,8 +147,10 @@ public struct ScanService: Sendable {
         // 2. Inspect in parallel (largest first, so one big file does not end up alone at the end),
         //    checkpointing now and then.
         func merged(_ results: [Inspected?]) -> Merged {
-            Self.merge(previous: previous, previousEntries: previousEntries, previousByPath: previousByPath,
-                       root: root, reused: reused, toInspect: toInspect, results: results)
+            var m = Self.merge(previous: previous, previousEntries: previousEntries, previousByPath: previousByPath,
+                               root: root, reused: reused, toInspect: toInspect, results: results)
+            m.manifest.source = tree.source
+            return m
         }
         var checkpointed = 0  // files hashed at the last checkpoint
         func handOver(_ results: [Inspected?], hashed: Int) throws {
@@ -390,7 +392,7 @@ public struct ScanService: Sendable {
             gigapixels: (gigapixels * 1e9).rounded() / 1e9, problems: problems, problemsByVerdict: problemsByVerdict,
             otherFilesSkipped: otherSkipped, hiddenOrJunkSkipped: walk.hidden + walk.junk,
             symlinksSkipped: walk.symlinks.count, specialFilesSkipped: walk.special,
-            unreadableFolders: walk.unreadableFolders, unreadableOtherFiles: unreadableOther, filesHashed: hashed,
+            unreadableFolders: walk.unreadableFolders, unreadableOtherFiles: walk.unreadableMembers + unreadableOther, filesHashed: hashed,
             filesReused: reused, bytesHashed: bytesHashed, missing: missing, seconds: 0)
     }
 }

@@ -15,6 +15,8 @@ public protocol SourceTree: Sendable {
     func stat(_ path: String) throws(OSError) -> FileStat
     /// How an entry is named in messages.
     func displayPath(_ path: String) -> String
+    /// What the manifest records about the source itself.
+    var source: Manifest.Source { get }
 }
 
 /// A folder on disk: walked without following symlinks (`TreeWalker`), read through POSIX
@@ -39,6 +41,8 @@ public struct FolderTree: SourceTree {
     }
 
     public func displayPath(_ path: String) -> String { absolute(path) }
+
+    public var source: Manifest.Source { Manifest.Source(root: root, kind: "folder") }
 
     func absolute(_ path: String) -> String { root == "/" ? "/" + path : root + "/" + path }
 }

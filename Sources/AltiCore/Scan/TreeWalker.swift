@@ -27,6 +27,8 @@ public struct WalkResult: Sendable, Equatable {
     public var special = 0
     /// Folders that could not be listed, with the OS error.
     public var unreadableFolders: [PathProblem] = []
+    /// Archive members that cannot be read (encrypted), with why.
+    public var unreadableMembers: [PathProblem] = []
 }
 
 /// A path and what is wrong with it.

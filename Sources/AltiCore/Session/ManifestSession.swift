@@ -46,8 +46,9 @@ public final class ManifestSession: @unchecked Sendable {
             guard stat(root, &st) == 0 else {
                 throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
             }
-            guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw AltiError(.noInput, "\(root) is a file, not a folder: give the folder that holds the images (archives such as .zip are not read in place yet: extract it first)")
+            let isFolder = (st.st_mode & S_IFMT) == S_IFDIR
+            guard isFolder || ((st.st_mode & S_IFMT) == S_IFREG && ArchiveTree.looksLikeArchive(root)) else {
+                throw AltiError(.noInput, "\(root) is neither a folder nor an archive alti can read (zip, tar, tar.gz/bz2/xz/zst, 7z): give the folder or the archive that holds the images")
             }
             guard seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else { continue }
             let real = realpath(root, nil).map { pointer -> String in
@@ -73,7 +74,10 @@ public final class ManifestSession: @unchecked Sendable {
                             jobs: Int, progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> ManifestSession {
         let store = scanner.store
         let started = scanner.now()
-        let tree = FolderTree(root: root, reading: scanner.inspector.reader)
+        var isDirectory: ObjCBool = true
+        _ = FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory)
+        let tree: any SourceTree = isDirectory.boolValue ? FolderTree(root: root, reading: scanner.inspector.reader)
+                                                         : ArchiveTree(root: root)
         let location = store.locate(root: root, override: manifestOverride)
         let lock = try store.lock(location)
         do {
@@ -89,7 +93,11 @@ public final class ManifestSession: @unchecked Sendable {
             let clock = scanner.now
             var manifest: Manifest
             var report: ScanReport
-            do {
+            if !rebuild, let previous, let unchanged = unchangedArchive(tree, previous: previous) {
+                // The hash cache keyed by member: an archive whose size, mtime and inode are as
+                // scanned is not opened at all; its members' entries (and server facts) stand.
+                (manifest, report) = unchanged
+            } else { do {
                 (manifest, report) = try await scanner.update(
                     previous: previous, tree: tree, rehashAll: rebuild, jobs: jobs, progress: progress,
                     checkpoint: { checkpoint in
@@ -100,7 +108,7 @@ public final class ManifestSession: @unchecked Sendable {
                 let last = saved.last
                 throw ScanInterrupted(root: root, manifest: file.path, filesHashed: last?.filesHashed ?? 0,
                                       filesToExamine: last?.filesToExamine ?? 0)
-            }
+            } }
             manifest = try store.save(manifest, to: file, nowNs: clock)
             // Folded and saved: the old journal goes, even one holding only a torn first line
             // (appending to that would glue a new event onto it).
@@ -115,6 +123,19 @@ public final class ManifestSession: @unchecked Sendable {
             lock.release()
             throw error
         }
+    }
+
+    /// The previous manifest and its report as they stand, when `tree` is an archive with the same
+    /// size, mtime and inode as when that manifest was made, and not racily so (its mtime clearly
+    /// older than the manifest's write, as for files).
+    static func unchangedArchive(_ tree: any SourceTree, previous: Manifest) -> (Manifest, ScanReport)? {
+        guard let archive = tree as? ArchiveTree, let now = archive.facts, previous.source.kind == "archive",
+              previous.source.archive == now, now.mtimeNs < previous.writtenAtNs - ScanService.racyWindowNs
+        else { return nil }
+        let present = previous.entries.filter { !$0.missing }
+        let report = ScanService.report(manifest: previous, walk: WalkResult(), otherSkipped: 0, unreadableOther: [],
+                                        hashed: 0, reused: present.count, bytesHashed: 0, missing: 0)
+        return (previous, report)
     }
 
     /// The previous manifest: the file's, else (first run into the state folder of a card that

@@ -1,0 +1,156 @@
+import AltiArchive
+import Foundation
+
+/// An archive read in place (zip, tar, 7z, compressed or not), through `AltiArchive`: its image
+/// members are walked and opened like files, nothing is ever extracted or written. A member is
+/// opened by reading the archive from its start up to it (libarchive reads forward), so each open
+/// costs a pass over what precedes the member: cheap for zip and 7z, which skip stored data, a
+/// decompression for tar.gz (see DESIGN.md, "Archives").
+public struct ArchiveTree: SourceTree {
+    public let root: String
+    /// The archive's stat when the tree was made (before any read), recorded in the manifest.
+    public let facts: Manifest.Source.FileFacts?
+
+    public init(root: String) {
+        self.root = root
+        var st = SystemStat()
+        if systemStat(root, &st) == 0 {
+            let stat = FileStat(st)
+            facts = Manifest.Source.FileFacts(size: stat.size, mtimeNs: stat.mtimeNs, inode: stat.inode)
+        } else {
+            facts = nil
+        }
+    }
+
+    public var source: Manifest.Source { Manifest.Source(root: root, kind: "archive", archive: facts) }
+
+    /// Whether `path` looks like an archive, by content (its first bytes), not by name: zip, 7z,
+    /// tar (`ustar` at 257), or a gzip/bzip2/xz/zstd stream (a compressed tar). Reading 512 bytes
+    /// is all it costs: the archive itself is opened only if its members must be read.
+    public static func looksLikeArchive(_ path: String) -> Bool {
+        guard let file = try? POSIXFileReading().open(path), let head = try? file.read(at: 0, count: 512) else { return false }
+        func starts(_ magic: [UInt8]) -> Bool { head.starts(with: magic) }
+        if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) || starts([0x50, 0x4B, 0x07, 0x08]) { return true }
+        if starts([0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]) { return true }  // 7z
+        if starts([0x1F, 0x8B]) || starts([0x42, 0x5A, 0x68]) || starts([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00])
+            || starts([0x28, 0xB5, 0x2F, 0xFD]) { return true }  // gzip, bzip2, xz, zstd
+        return head.count >= 262 && Array(head[257..<262]) == Array("ustar".utf8)
+    }
+
+    /// Names a scan skips inside archives besides hidden and junk ones: macOS resource forks.
+    static func isSkipped(_ path: String) -> Bool {
+        path.split(separator: "/").contains { TreeWalker.isSkipped(String($0)) || $0 == "__MACOSX" }
+    }
+
+    public func walk() throws(AltiError) -> WalkResult {
+        var result = WalkResult()
+        let stat = try archiveStat()
+        do {
+            let reader = try ArchiveReader(path: root)
+            while let member = try reader.next() {
+                if Self.isSkipped(member.path) {
+                    if member.kind != .directory { result.hidden += 1 }
+                    continue
+                }
+                switch member.kind {
+                case .directory: continue
+                case .symlink, .hardlink: result.symlinks.append(member.path)
+                case .other: result.special += 1
+                case .regular:
+                    if member.path.isEmpty {
+                        result.unreadableMembers.append(PathProblem(path: "#\(member.index)", detail: "the member's name cannot be read"))
+                        continue
+                    }
+                    if member.isEncrypted {
+                        result.unreadableMembers.append(PathProblem(path: member.path, detail: "encrypted (alti reads no passwords)"))
+                        continue
+                    }
+                    result.files.append(WalkedFile(path: member.path, stat: FileStat(
+                        size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index), device: stat.device)))
+                }
+            }
+        } catch {
+            throw AltiError(.noInput, "\(error.description); the archive cannot be read: check or replace it")
+        }
+        result.files.sort { $0.path < $1.path }
+        return result
+    }
+
+    func archiveStat() throws(AltiError) -> FileStat {
+        var st = SystemStat()
+        guard systemStat(root, &st) == 0 else { throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)") }
+        return FileStat(st)
+    }
+
+    public func open(_ path: String) throws(OSError) -> any ReadableFile {
+        try ArchiveMemberFile(tree: self, path: path)
+    }
+
+    public func stat(_ path: String) throws(OSError) -> FileStat {
+        try ArchiveMemberFile(tree: self, path: path).stat()
+    }
+
+    public func displayPath(_ path: String) -> String { "\(root):\(path)" }
+}
+
+/// One member's bytes as a `ReadableFile`: sequential reads from its start; `read(at:)` reads
+/// forward (and starts over when asked for an earlier offset).
+final class ArchiveMemberFile: ReadableFile {
+    let tree: ArchiveTree
+    let path: String
+    private var reader: ArchiveReader
+    private var member: ArchiveMember
+    private var position: Int64 = 0
+
+    init(tree: ArchiveTree, path: String) throws(OSError) {
+        self.tree = tree
+        self.path = path
+        (reader, member) = try Self.seek(tree.root, to: path)
+    }
+
+    static func seek(_ archive: String, to path: String) throws(OSError) -> (ArchiveReader, ArchiveMember) {
+        do {
+            let reader = try ArchiveReader(path: archive)
+            while let member = try reader.next() {
+                if member.path == path, member.kind == .regular { return (reader, member) }
+            }
+        } catch {
+            throw OSError(EIO, "read archive")
+        }
+        throw OSError(ENOENT, "find member")
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        do {
+            let n = try reader.read(into: buffer)
+            position += Int64(n)
+            return n
+        } catch {
+            throw OSError(EIO, "read member")
+        }
+    }
+
+    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+        if offset < position {
+            (reader, member) = try Self.seek(tree.root, to: path)
+            position = 0
+        }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 64 << 10), alignment: 16)
+        defer { scratch.deallocate() }
+        while position < offset {
+            let want = Int(min(Int64(scratch.count), offset - position))
+            if try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want])) == 0 { return [] }
+        }
+        var filled = 0
+        while filled < count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[filled..<count]))
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: scratch[0..<filled]))
+    }
+
+    func stat() throws(OSError) -> FileStat {
+        FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
+    }
+}

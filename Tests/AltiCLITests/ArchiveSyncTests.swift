@@ -1,0 +1,98 @@
+@testable import AltiCLI
+import AltiArchive
+import AltiEmulator
+import AltiTestSupport
+import Foundation
+import Testing
+
+@testable import AltiCore
+
+/// Surveys kept as archives, read in place: scanned and synced without extracting anything.
+/// Archives are written by Python's standard library (zipfile, tarfile), run by the test Python.
+@Suite(.serialized) struct ArchiveSyncTests {
+    static let project = ProjectSeed.sample.id
+
+    /// Writes `files` (member path → source file) into `archive` in `format` (zip, tar, gz, bz2, xz).
+    static func makeArchive(_ archive: String, format: String, files: [(String, String)]) throws {
+        let script = """
+            import sys, zipfile, tarfile, json
+            out, fmt, pairs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+            if fmt == "zip":
+                with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+                    for name, src in pairs: z.write(src, name)
+            else:
+                mode = "w" if fmt == "tar" else "w:" + fmt
+                with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
+                    for name, src in pairs: t.add(src, name)
+            """
+        let pairs = String(decoding: try JSONSerialization.data(withJSONObject: files.map { [$0.0, $0.1] }), as: UTF8.self)
+        let result = try Run.process(TestPython.interpreter, ["-c", script, archive, format, pairs])
+        guard result.exitCode == 0 else { throw RunError("cannot write \(archive): \(result.stderr)") }
+    }
+
+    /// Sample JPEGs under nested folders and odd names, as archive members.
+    static func members(_ range: ClosedRange<Int>) -> [(String, String)] {
+        range.map { i in
+            let folder = ["flight 1/DCIM", "flight+2/ü", "a/b#c"][i % 3]
+            return ("\(folder)/DJI %\(i).JPG", CommandContextTests.sample(i))
+        }
+    }
+
+    @Test func everyFormatSyncsInPlaceASharedImageGoesOnceAndAnUnchangedArchiveIsNotOpenedAgain() async throws {
+        let tree = try TempTree("archives")
+        defer { tree.remove() }
+        var paths: [String] = []
+        for (i, format) in ["zip", "tar", "gz", "bz2", "xz"].enumerated() {
+            let path = tree.path("survey-\(format).bin")  // recognised by content, not by name
+            // Members 1...3 are in every archive and in the folder: the same checksums, sent once.
+            try Self.makeArchive(path, format: format, files: Self.members(1...3) + Self.members((4 + i * 2)...(5 + i * 2)))
+            paths.append(path)
+        }
+        try tree.copy(CommandContextTests.sample(1), to: "folder/DJI_0001.JPG")
+        try tree.copy(CommandContextTests.sample(20), to: "folder/DJI_0020.JPG")
+        paths.append(tree.path("folder"))
+        try tree.ageAllFiles()
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let first = await CommandContextTests.run(["sync"] + paths + ["--project", Self.project, "--json"],
+                                                      FirstHourTests.env(emu))
+            #expect(first.code == 0, "\(first.out.suffix(1500)) \(first.err)")
+            let stats = await emu.state.stats()
+            // 3 shared + 2 per archive x 5 + 1 only in the folder.
+            #expect(stats.putsByImage.count == 14)
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            #expect(stats.imagesByState["Ready"] == 14)
+            for format in ["zip", "tar", "gz", "bz2", "xz"] {
+                let manifest = try ManifestStore.decode(
+                    Data(contentsOf: URL(fileURLWithPath: tree.path("survey-\(format).bin.alti.json"))), file: format)
+                #expect(manifest.source.kind == "archive")
+                #expect(manifest.entries.count == 5)
+                #expect(manifest.entries.allSatisfy { $0.server?.state == .ready })
+                #expect(manifest.entries.contains { $0.path == "flight 1/DCIM/DJI %253.JPG" })  // "%" recorded as %25
+            }
+            #expect(try ManifestSchema.errors(["zip", "gz"].map { tree.path("survey-\($0).bin.alti.json") }) == [])
+
+            // Nothing changed: no archive is opened, nothing hashed, nothing sent.
+            let opens = ArchiveLibrary.opens
+            let again = await CommandContextTests.run(["sync"] + paths + ["--project", Self.project, "--json"],
+                                                      FirstHourTests.env(emu))
+            #expect(again.code == 0, "\(again.err)")
+            #expect(ArchiveLibrary.opens == opens)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(again.out.utf8)) as? [String: Any])
+            #expect(report["filesHashed"] as? Int == 0)
+            #expect(await emu.state.stats().puts == stats.puts)
+        }
+    }
+
+    @Test func aFileThatIsNoArchiveIsRefusedAndAMemberNameIsRecordedSafely() async throws {
+        let tree = try TempTree("archives-bad")
+        defer { tree.remove() }
+        let notes = try tree.write("notes.zip", "not an archive")
+        let result = await CommandContextTests.run(["scan", notes])
+        #expect(result.code == 66)
+        #expect(result.err == "alti: \(notes) is neither a folder nor an archive alti can read (zip, tar, tar.gz/bz2/xz/zst, 7z): give the folder or the archive that holds the images\n")
+
+        #expect(ArchiveMember.safePath(Array("/abs/../x\\y%z.jpg".utf8)) == "abs/%2E%2E/x%5Cy%25z.jpg")
+        #expect(ArchiveMember.safePath([0x66, 0xFF, 0x2E, 0x6A, 0x70, 0x67]) == "f%FF.jpg")
+        #expect(ArchiveMember.safePath(Array("./DCIM/ü.JPG".utf8)) == "DCIM/ü.JPG")
+    }
+}
