@@ -83,6 +83,24 @@ import Testing
         }
     }
 
+    @Test func aTruncatedArchiveKeepsWhatCameBeforeTheBreakAndSaysWhere() async throws {
+        let tree = try TempTree("archives-truncated")
+        defer { tree.remove() }
+        let path = tree.path("survey.tgz")
+        try Self.makeArchive(path, format: "gz", files: (1...8).map { ("f/DJI_\(String(format: "%04d", $0)).JPG", CommandContextTests.sample($0)) })
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count * 6 / 10).write(to: URL(fileURLWithPath: path))
+        let result = await CommandContextTests.run(["scan", path, "--json"])
+        #expect(result.code == 0, "\(result.err)")
+        let manifest = try ManifestStore.decode(Data(contentsOf: URL(fileURLWithPath: path + ".alti.json")), file: path)
+        let hashed = manifest.entries.filter { $0.verdict == .ok && $0.sha1 != nil }
+        #expect(hashed.count >= 3 && hashed.count < 8)
+        // The member the archive broke in is named unreadable, with libarchive's reason.
+        #expect(manifest.entries.contains { $0.verdict == .unreadable && ($0.detail ?? "").contains("truncated") })
+        #expect(result.out.contains("the archive breaks off"))
+        #expect(try ManifestSchema.errors([path + ".alti.json"]) == [])
+    }
+
     @Test func aFileThatIsNoArchiveIsRefusedAndAMemberNameIsRecordedSafely() async throws {
         let tree = try TempTree("archives-bad")
         defer { tree.remove() }

@@ -8,6 +8,9 @@ import Foundation
 /// decompression for tar.gz (see DESIGN.md, "Archives").
 public struct ArchiveTree: SourceTree {
     public let root: String
+    /// No survey image is larger (a 200-megapixel 16-bit TIFF is 1.2 GB): a member that declares
+    /// more is refused unread.
+    public static let largestImage: Int64 = 8 << 30
     /// The archive's stat when the tree was made (before any read), recorded in the manifest.
     public let facts: Manifest.Source.FileFacts?
 
@@ -45,8 +48,13 @@ public struct ArchiveTree: SourceTree {
     public func walk() throws(AltiError) -> WalkResult {
         var result = WalkResult()
         let stat = try archiveStat()
+        let reader: ArchiveReader
         do {
-            let reader = try ArchiveReader(path: root)
+            reader = try ArchiveReader(path: root)
+        } catch {
+            throw AltiError(.noInput, "\(error.description); the archive cannot be read: check or replace it")
+        }
+        do {
             while let member = try reader.next() {
                 if Self.isSkipped(member.path) {
                     if member.kind != .directory { result.hidden += 1 }
@@ -61,6 +69,12 @@ public struct ArchiveTree: SourceTree {
                         result.unreadableMembers.append(PathProblem(path: "#\(member.index)", detail: "the member's name cannot be read"))
                         continue
                     }
+                    if let size = member.size, size > Self.largestImage {
+                        // A zip bomb declares what it will inflate to: refused before any byte is.
+                        result.unreadableMembers.append(PathProblem(
+                            path: member.path, detail: "refused: it declares \(size) bytes, more than any image (\(Self.largestImage)); not inflated"))
+                        continue
+                    }
                     if member.isEncrypted {
                         result.unreadableMembers.append(PathProblem(path: member.path, detail: "encrypted (alti reads no passwords)"))
                         continue
@@ -70,7 +84,10 @@ public struct ArchiveTree: SourceTree {
                 }
             }
         } catch {
-            throw AltiError(.noInput, "\(error.description); the archive cannot be read: check or replace it")
+            // A damaged or truncated archive: the members before the damage are scanned; the
+            // damage is reported where it is, and nothing after it can be read.
+            let place = error.member.map { "after \($0)" } ?? "at its start"
+            result.unreadableMembers.append(PathProblem(path: "(\(place))", detail: "the archive breaks off: \(error.message)"))
         }
         result.files.sort { $0.path < $1.path }
         return result
@@ -91,6 +108,53 @@ public struct ArchiveTree: SourceTree {
     }
 
     public func displayPath(_ path: String) -> String { "\(root):\(path)" }
+}
+
+/// The member a one-pass scan is at, as the inspector's `FileReading`: `open` hands out the
+/// shared reader's current member; a read behind or beyond the stream (a header far into a
+/// TIFF) goes to a separate reader, so the pass is never disturbed.
+final class OnePassReading: FileReading, @unchecked Sendable {
+    let reader: ArchiveReader
+    let tree: ArchiveTree
+    var current: ArchiveMember?
+
+    init(reader: ArchiveReader, tree: ArchiveTree) {
+        self.reader = reader
+        self.tree = tree
+    }
+
+    func open(_ path: String) throws(OSError) -> any ReadableFile {
+        guard let current, current.path == path else { throw OSError(ENOENT, "find member") }
+        return CurrentMember(pass: self, member: current)
+    }
+
+    final class CurrentMember: ReadableFile {
+        let pass: OnePassReading
+        let member: ArchiveMember
+        private var side: ArchiveMemberFile?
+
+        init(pass: OnePassReading, member: ArchiveMember) {
+            self.pass = pass
+            self.member = member
+        }
+
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+            do {
+                return try pass.reader.read(into: buffer)
+            } catch {
+                throw OSError(EIO, "read member (\(error.message))")
+            }
+        }
+
+        func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+            if side == nil { side = try ArchiveMemberFile(tree: pass.tree, path: member.path) }
+            return try side!.read(at: offset, count: count)
+        }
+
+        func stat() throws(OSError) -> FileStat {
+            FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
+        }
+    }
 }
 
 /// One member's bytes as a `ReadableFile`: sequential reads from its start; `read(at:)` reads

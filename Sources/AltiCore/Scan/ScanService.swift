@@ -1,4 +1,5 @@
 import Foundation
+import AltiArchive
 
 /// One scanned source: where its manifest is, the manifest as saved, and the report.
 public struct ScannedSource: Sendable {
@@ -160,9 +161,16 @@ public struct ScanService: Sendable {
                                           filesToExamine: toInspect.count))
             checkpointed = hashed
         }
-        let results = try await inspectAll(toInspect, tree: tree, jobs: jobs, progress: progress,
+        let results: [Inspected?]
+        if let archive = tree as? ArchiveTree {
+            results = try await inspectInOnePass(toInspect, archive: archive, progress: progress,
+                                                 checkpointEvery: checkpoint == nil ? nil : checkpointInterval,
+                                                 checkpoint: handOver)
+        } else {
+            results = try await inspectAll(toInspect, tree: tree, jobs: jobs, progress: progress,
                                            checkpointEvery: checkpoint == nil ? nil : checkpointInterval,
                                            checkpoint: handOver)
+        }
         if Task.isCancelled {
             try handOver(results, hashed: results.reduce(0) { $0 + ($1?.inspection.sha1 == nil ? 0 : 1) })
             throw CancellationError()
@@ -348,6 +356,57 @@ public struct ScanService: Sendable {
             stop.set()
         }
         if let failure { throw failure }
+        return results
+    }
+
+    /// Inspects an archive's members in ONE pass in archive order, as libarchive reads them: a
+    /// tar.gz can only be read from its start, so opening each member on its own would decompress
+    /// the archive once per member. The members not needed are skipped as the pass goes. A member
+    /// that cannot be read ends as `unreadable` (named); an archive that breaks off mid-way leaves
+    /// the members after the break unexamined (their previous entries stand) and is reported.
+    private func inspectInOnePass(_ files: [WalkedFile], archive: ArchiveTree,
+                                  progress: (@Sendable (ScanProgress) -> Void)?, checkpointEvery: Duration?,
+                                  checkpoint: ([Inspected?], Int) throws -> Void) async throws -> [Inspected?] {
+        var results = [Inspected?](repeating: nil, count: files.count)
+        guard !files.isEmpty else { return results }
+        let wanted = Dictionary(files.indices.map { (files[$0].path, $0) }, uniquingKeysWith: { a, _ in a })
+        let counter = ProgressCounter(root: archive.root, filesTotal: files.count,
+                                      bytesTotal: files.reduce(0) { $0 + max($1.stat.size, 0) }, sink: progress)
+        let clock = ContinuousClock()
+        var lastCheckpoint = clock.now
+        var hashed = 0
+        let reader: ArchiveReader
+        do {
+            reader = try ArchiveReader(path: archive.root)
+        } catch {
+            throw AltiError(.noInput, "\(error.description); the archive cannot be read: check or replace it")
+        }
+        let pass = OnePassReading(reader: reader, tree: archive)
+        let inspector = FileInspector(reader: pass)
+        do {
+            while let member = try reader.next() {
+                guard member.kind == .regular, let index = wanted[member.path] else { continue }
+                if Task.isCancelled { break }
+                pass.current = member
+                let startedAt = now()
+                let inspection = inspector.inspect(path: member.path) { counter.addBytes($0) }
+                results[index] = Inspected(inspection: inspection, hashedAtNs: startedAt)
+                counter.fileDone()
+                if inspection.sha1 != nil { hashed += 1 }
+                if let every = checkpointEvery, clock.now - lastCheckpoint >= every {
+                    try checkpoint(results, hashed)
+                    lastCheckpoint = clock.now
+                }
+                await Task.yield()
+            }
+        } catch let error as ArchiveError {
+            // A broken header: what was read stands; say where it broke.
+            if let index = error.member.flatMap({ wanted[$0] }), results[index] == nil {
+                results[index] = Inspected(inspection: Inspection(
+                    stat: nil, sha1: nil, type: nil, width: nil, height: nil, verdict: .unreadable,
+                    detail: error.message, bytesHashed: 0), hashedAtNs: now())
+            }
+        }
         return results
     }
 
