@@ -15,8 +15,9 @@ import Testing
     /// Writes `files` (member path → source file) into `archive` in `format` (zip, tar, gz, bz2, xz).
     static func makeArchive(_ archive: String, format: String, files: [(String, String)]) throws {
         let script = """
-            import sys, zipfile, tarfile, json
+            import sys, os, zipfile, tarfile, json
             out, fmt, pairs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+            os.makedirs(os.path.dirname(out), exist_ok=True)
             if fmt == "zip":
                 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
                     for name, src in pairs: z.write(src, name)
@@ -80,6 +81,36 @@ import Testing
             let report = try #require(try JSONSerialization.jsonObject(with: Data(again.out.utf8)) as? [String: Any])
             #expect(report["filesHashed"] as? Int == 0)
             #expect(await emu.state.stats().puts == stats.puts)
+        }
+    }
+
+    @Test func archivesInsideAFolderAreReadInPlaceUnlessTurnedOff() async throws {
+        let tree = try TempTree("archives-inside")
+        defer { tree.remove() }
+        try tree.copy(CommandContextTests.sample(1), to: "DJI_0001.JPG")
+        try tree.copy(CommandContextTests.sample(2), to: "DJI_0002.JPG")
+        // An export from the drone software beside them: one image shared with the folder.
+        try Self.makeArchive(tree.path("exports/flight.zip"), format: "zip",
+                             files: [("DCIM/DJI_0002.JPG", CommandContextTests.sample(2))] + Self.members(14...15))
+        try tree.write("exports/readme.txt", "flight log")
+        try tree.ageAllFiles()
+
+        let off = await CommandContextTests.run(["scan", tree.path, "--no-archives", "--json"])
+        #expect(off.code == 0, "\(off.err)")
+        let offReport = try #require(try JSONSerialization.jsonObject(with: Data(off.out.utf8)) as? [String: Any])
+        #expect((offReport["sources"] as? [[String: Any]])?.count == 1)
+
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let result = await CommandContextTests.run(["sync", tree.path, "--project", Self.project], FirstHourTests.env(emu))
+            #expect(result.code == 0, "\(result.out) \(result.err)")
+            #expect(result.out.contains("in 2 sources"))
+            let stats = await emu.state.stats()
+            #expect(stats.putsByImage.count == 4)  // 2 in the folder + 2 only in the zip
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            let archiveManifest = tree.path(".alti/archives/\(ManifestStore.fallbackName(root: tree.path("exports/flight.zip")))")
+            let manifest = try ManifestStore.decode(Data(contentsOf: URL(fileURLWithPath: archiveManifest)), file: archiveManifest)
+            #expect(manifest.source.kind == "archive")
+            #expect(manifest.entries.count == 3 && manifest.entries.allSatisfy { $0.server?.state == .ready })
         }
     }
 

@@ -56,8 +56,10 @@ struct Scan: AsyncParsableCommand {
         defer { interruption.remove() }
         let (paths, manifest, rebuild) = (self.paths, self.manifest, self.rebuild)
         let jobs = hashing.hashJobs ?? self.jobs ?? ScanService.defaultJobs
+        let readArchives = !hashing.noArchives
         let work = Task {
-            try await service.scan(paths: paths, manifestOverride: manifest, rebuild: rebuild, jobs: jobs, progress: sink)
+            try await service.scan(paths: paths, manifestOverride: manifest, rebuild: rebuild, jobs: jobs,
+                                   readArchives: readArchives, progress: sink)
         }
         holder.set(work)
         let sources: [ScannedSource]

@@ -86,6 +86,7 @@ struct Sync: AsyncParsableCommand {
         request.startReconstruction = startReconstruction
         request.startAnyway = startAnyway
         request.hashJobs = hashing.hashJobs ?? ScanService.defaultJobs
+        request.readArchives = !hashing.noArchives
         return request
     }
 

@@ -25,6 +25,9 @@ struct HashingOptions: ParsableArguments {
     @Option(name: .customLong("hash-jobs"), help: ArgumentHelp("Files hashed in parallel (default: 2 per core).", valueName: "n"))
     var hashJobs: Int?
 
+    @Flag(name: .customLong("no-archives"), help: "Do not read the archives (zip, tar, 7z) found inside folders; an archive given as PATH is always read.")
+    var noArchives = false
+
     func validate() throws {
         if let hashJobs, hashJobs < 1 { throw ValidationError("--hash-jobs must be at least 1") }
     }

@@ -42,6 +42,12 @@ enum ScanRenderer {
         if r.symlinksSkipped > 0 { skipped.append("\(r.symlinksSkipped) symlink\(r.symlinksSkipped == 1 ? "" : "s") (not followed)") }
         if r.specialFilesSkipped > 0 { skipped.append("\(r.specialFilesSkipped) special") }
         lines.append("  skipped:    " + skipped.joined(separator: ", "))
+        if !r.archivesFound.isEmpty {
+            let listed = r.archivesFound.prefix(5).joined(separator: ", ") + (r.archivesFound.count > 5 ? ", ..." : "")
+            lines.append(r.kind == "archive"
+                ? "  archives:   \(r.archivesFound.count) inside this archive (\(listed)): listed, not opened"
+                : "  archives:   \(r.archivesFound.count) inside (\(listed)): read in place unless --no-archives")
+        }
         lines.append("  hashed:     \(r.filesHashed) file\(r.filesHashed == 1 ? "" : "s") (\(bytes(r.bytesHashed))), reused \(r.filesReused) unchanged")
         if r.missing > 0 { lines.append("  missing:    \(r.missing) file\(r.missing == 1 ? "" : "s") gone since the last scan (kept in the manifest)") }
         if let moved = r.movedAside { lines.append("  moved the unreadable manifest aside to \(moved)") }

@@ -32,6 +32,11 @@ public struct ArchiveTree: SourceTree {
     /// is all it costs: the archive itself is opened only if its members must be read.
     public static func looksLikeArchive(_ path: String) -> Bool {
         guard let file = try? POSIXFileReading().open(path), let head = try? file.read(at: 0, count: 512) else { return false }
+        return head.withUnsafeBytes { looksLikeArchive(head: $0) }
+    }
+
+    /// The same test on a file's first bytes (at least 262 for tar).
+    public static func looksLikeArchive(head: UnsafeRawBufferPointer) -> Bool {
         func starts(_ magic: [UInt8]) -> Bool { head.starts(with: magic) }
         if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) || starts([0x50, 0x4B, 0x07, 0x08]) { return true }
         if starts([0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]) { return true }  // 7z

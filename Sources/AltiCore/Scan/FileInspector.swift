@@ -14,6 +14,8 @@ public struct Inspection: Sendable, Equatable {
     public var detail: String?
     /// Bytes streamed through the digest.
     public var bytesHashed: Int64
+    /// Not an image, but an archive (zip, tar, 7z, a compressed stream), by its first bytes.
+    public var isArchive = false
 }
 
 /// Sniffs, parses the header, checks the tail and hashes a file in ONE sequential read:
@@ -61,6 +63,7 @@ public struct FileInspector: Sendable {
             }
             let first = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
             guard let type = ImageSniffer.sniff(first) else {
+                result.isArchive = ArchiveTree.looksLikeArchive(head: first)
                 return result  // not an image: not hashed
             }
             result.type = type

@@ -48,6 +48,11 @@ public struct ScanReport: Codable, Sendable, Equatable {
     /// Entries of files that disappeared (kept, server facts included).
     public var missing: Int
     public var seconds: Double
+    /// Archives found among the source's files (relative paths): a folder's are read in place as
+    /// sources of their own (unless `--no-archives`); an archive's own are listed, never opened.
+    public var archivesFound: [String] = []
+    /// "folder" or "archive".
+    public var kind = "folder"
 
     /// The service's gigapixel count for one image.
     public static func gigapixels(width: Int?, height: Int?) -> Double {

@@ -72,19 +72,18 @@ public struct ScanService: Sendable {
     /// - Throws: `AltiError` (`usage` for `--manifest` with several paths, `noInput`, `dataError`,
     ///   `cannotWrite` when the manifest cannot be written or another alti holds its lock).
     public func scan(paths: [String], manifestOverride: String? = nil, rebuild: Bool = false,
-                     jobs: Int = ScanService.defaultJobs,
+                     jobs: Int = ScanService.defaultJobs, readArchives: Bool = true,
                      progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> [ScannedSource] {
         guard !paths.isEmpty else { throw AltiError(.usage, "give at least one folder to scan") }
         if manifestOverride != nil, paths.count > 1 {
             throw AltiError(.usage, "--manifest names one file, so it takes exactly one PATH (got \(paths.count))")
         }
         let roots = try ManifestSession.checkSources(paths)
-        var results: [ScannedSource] = []
-        for root in roots {
-            results.append(try await scanSource(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
-                                                jobs: jobs, progress: progress))
-        }
-        return results
+        let sessions = try await ManifestSession.openAll(roots: roots, manifestOverride: manifestOverride, rebuild: rebuild,
+                                                         scanner: self, jobs: jobs, readArchives: readArchives,
+                                                         progress: progress)
+        defer { for session in sessions { session.close() } }
+        return sessions.map { ScannedSource(manifestURL: $0.location.file, manifest: $0.manifest, report: $0.scanReport) }
     }
 
     /// Locks, loads, scans and saves one source (a `ManifestSession` opened and closed).
@@ -178,9 +177,10 @@ public struct ScanService: Sendable {
 
         // 3-5. Merge into the manifest.
         let m = merged(results)
-        let report = Self.report(manifest: m.manifest, walk: walk, otherSkipped: m.otherSkipped,
+        var report = Self.report(manifest: m.manifest, walk: walk, otherSkipped: m.otherSkipped,
                                  unreadableOther: m.unreadableOther, hashed: m.hashed, reused: reused.count,
                                  bytesHashed: m.bytesHashed, missing: m.missing)
+        report.archivesFound = m.archives.sorted()
         return (m.manifest, report)
     }
 
@@ -198,6 +198,7 @@ public struct ScanService: Sendable {
         var bytesHashed: Int64 = 0
         var hashed = 0
         var missing = 0
+        var archives: [String] = []
     }
 
     /// Turns what is known into a manifest: the reused entries, the examined files (`results[i]`
@@ -221,7 +222,11 @@ public struct ScanService: Sendable {
             var detail = inspection.detail
             switch verdict {
             case nil:
-                guard named else { out.otherSkipped += 1; continue }
+                guard named else {
+                    if inspection.isArchive { out.archives.append(file.path) }
+                    out.otherSkipped += 1
+                    continue
+                }
                 verdict = .notAnImage
                 detail = "named as an image, but the content is not JPEG, PNG or TIFF"
             case .empty?:

@@ -9,7 +9,7 @@ public final class ManifestSession: @unchecked Sendable {
     public let tree: any SourceTree
     public let location: ManifestLocation
     public private(set) var manifest: Manifest
-    public private(set) var scanReport: ScanReport
+    public internal(set) var scanReport: ScanReport
     public var journalPath: String { ManifestSync.journalPath(forManifest: location.file.path) }
     /// Open once the manifest is bound to a project (never for a dry run).
     public private(set) var journal: SyncJournal?
@@ -114,6 +114,7 @@ public final class ManifestSession: @unchecked Sendable {
             // (appending to that would glue a new event onto it).
             unlink(ManifestSync.journalPath(forManifest: file.path))
             report.manifest = file.path
+            report.kind = tree.source.kind
             report.manifestIsFallback = location.isFallback
             report.movedAside = movedAside
             report.seconds = Double(scanner.now() - started) / 1e9
@@ -220,13 +221,30 @@ public final class ManifestSession: @unchecked Sendable {
 
 /// Opens several sessions; on any failure, closes those already open.
 extension ManifestSession {
+    /// Opens a session per PATH and, when `readArchives`, one per archive found inside a folder
+    /// (read in place, its manifest in the folder's manifest folder under `archives/`). An archive
+    /// inside that cannot be read is reported on its folder; the rest of the survey goes on.
     public static func openAll(roots: [String], manifestOverride: String?, rebuild: Bool = false, scanner: ScanService,
-                               jobs: Int, progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> [ManifestSession] {
+                               jobs: Int, readArchives: Bool = true,
+                               progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> [ManifestSession] {
         var sessions: [ManifestSession] = []
         do {
             for root in roots {
-                sessions.append(try await open(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
-                                               scanner: scanner, jobs: jobs, progress: progress))
+                let session = try await open(root: root, manifestOverride: manifestOverride, rebuild: rebuild,
+                                             scanner: scanner, jobs: jobs, progress: progress)
+                sessions.append(session)
+                guard readArchives, session.tree is FolderTree else { continue }
+                for relative in session.scanReport.archivesFound {
+                    let archive = session.root == "/" ? "/" + relative : session.root + "/" + relative
+                    let manifest = session.location.file.deletingLastPathComponent()
+                        .appendingPathComponent("archives").appendingPathComponent(ManifestStore.fallbackName(root: archive)).path
+                    do {
+                        sessions.append(try await open(root: archive, manifestOverride: manifest, rebuild: rebuild,
+                                                       scanner: scanner, jobs: jobs, progress: progress))
+                    } catch let error as AltiError where error.kind == .noInput || error.kind == .dataError {
+                        session.scanReport.unreadableOtherFiles.append(PathProblem(path: relative, detail: error.message))
+                    }
+                }
             }
         } catch {
             for session in sessions { session.close() }

@@ -11,6 +11,8 @@ public struct SyncRequest: Sendable {
     public var startReconstruction = false
     public var startAnyway = false
     public var hashJobs = ScanService.defaultJobs
+    /// Read the archives found inside folders (zip, tar, ...) in place, as sources of their own.
+    public var readArchives = true
 
     public init(paths: [String], project: String, manifestOverride: String? = nil, cloud: String? = nil,
                 bucket: String? = nil, options: SyncOptions = SyncOptions()) {
@@ -68,7 +70,7 @@ public struct SyncService: Sendable {
         let roots = try ManifestSession.checkSources(request.paths)
         let sessions = try await ManifestSession.openAll(
             roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs,
-            progress: scanProgress)
+            readArchives: request.readArchives, progress: scanProgress)
         defer { for session in sessions { session.close() } }
 
         // 2. Resolve the project; refuse manifests bound elsewhere.
@@ -151,7 +153,8 @@ public struct SyncService: Sendable {
         let started = Date()
         let roots = try ManifestSession.checkSources(request.paths)
         let sessions = try await ManifestSession.openAll(
-            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs, progress: progress)
+            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs,
+            readArchives: request.readArchives, progress: progress)
         defer { for session in sessions { session.close() } }
         return offlinePlan(sessions, request: request, endpoint: endpoint, metrics: SyncMetrics(), started: started,
                            reason: reason)
