@@ -117,7 +117,7 @@ let package = Package(
             name: "AltiCLITests",
             // AltiEmulator is imported directly (stats, faults): declared, so a change of its types
             // rebuilds these tests instead of linking stale copies of them.
-            dependencies: ["AltiCLI", "AltiCore", "AltiEmulator", "AltiTestSupport"],
+            dependencies: ["AltiCLI", "AltiCore", "AltiArchive", "AltiEmulator", "AltiTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -12,15 +12,27 @@ import Testing
 @Suite(.serialized) struct ArchiveSyncTests {
     static let project = ProjectSeed.sample.id
 
-    /// Writes `files` (member path → source file) into `archive` in `format` (zip, tar, gz, bz2, xz).
+    /// Writes `files` (member path → source file) into `archive` in `format`: zip, zipstream (with
+    /// data descriptors), tar, gz, bz2, xz through Python; 7z and zst through libarchive's writer.
     static func makeArchive(_ archive: String, format: String, files: [(String, String)]) throws {
+        if format == "7z" || format == "zst" {
+            try ArchiveWriter.write(archive, format: format == "7z" ? .sevenZip : .tarZstd, members: files.map { ($0.0, $0.1) })
+            return
+        }
         let script = """
             import sys, os, zipfile, tarfile, json
             out, fmt, pairs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
             os.makedirs(os.path.dirname(out), exist_ok=True)
-            if fmt == "zip":
-                with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            class Stream:  # no seek, no tell: zipfile writes data descriptors, as a streaming zipper does
+                def __init__(self, f): self.f = f
+                def write(self, b): return self.f.write(b)
+                def flush(self): self.f.flush()
+            if fmt in ("zip", "zipstream"):
+                raw = open(out, "wb")
+                target = Stream(raw) if fmt == "zipstream" else raw
+                with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
                     for name, src in pairs: z.write(src, name)
+                raw.close()
             else:
                 mode = "w" if fmt == "tar" else "w:" + fmt
                 with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
@@ -43,7 +55,8 @@ import Testing
         let tree = try TempTree("archives")
         defer { tree.remove() }
         var paths: [String] = []
-        for (i, format) in ["zip", "tar", "gz", "bz2", "xz"].enumerated() {
+        let formats = ["zip", "tar", "gz", "bz2", "xz", "7z", "zst", "zipstream"]
+        for (i, format) in formats.enumerated() {
             let path = tree.path("survey-\(format).bin")  // recognised by content, not by name
             // Members 1...3 are in every archive and in the folder: the same checksums, sent once.
             try Self.makeArchive(path, format: format, files: Self.members(1...3) + Self.members((4 + i * 2)...(5 + i * 2)))
@@ -58,11 +71,11 @@ import Testing
                                                       FirstHourTests.env(emu))
             #expect(first.code == 0, "\(first.out.suffix(1500)) \(first.err)")
             let stats = await emu.state.stats()
-            // 3 shared + 2 per archive x 5 + 1 only in the folder.
-            #expect(stats.putsByImage.count == 14)
+            // 3 shared + 2 per archive x 8 (samples 4...19) + 1 only in the folder (sample 20).
+            #expect(stats.putsByImage.count == 3 + 2 * formats.count + 1)
             #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
-            #expect(stats.imagesByState["Ready"] == 14)
-            for format in ["zip", "tar", "gz", "bz2", "xz"] {
+            #expect(stats.imagesByState["Ready"] == 3 + 2 * formats.count + 1)
+            for format in formats {
                 let manifest = try ManifestStore.decode(
                     Data(contentsOf: URL(fileURLWithPath: tree.path("survey-\(format).bin.alti.json"))), file: format)
                 #expect(manifest.source.kind == "archive")
