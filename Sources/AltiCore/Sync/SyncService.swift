@@ -67,10 +67,7 @@ public struct SyncService: Sendable {
     public func run(_ request: SyncRequest) async throws -> SyncSummary {
         let started = Date()
         // 1. Scan (offline work first: whatever happens to the network, the hashes are kept).
-        let roots = try ManifestSession.checkSources(request.paths)
-        let sessions = try await ManifestSession.openAll(
-            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs,
-            readArchives: request.readArchives, progress: scanProgress)
+        let sessions = try await Self.openSessions(request, scanner: scanner, progress: scanProgress)
         defer { for session in sessions { session.close() } }
 
         // 2. Resolve the project; refuse manifests bound elsewhere.
@@ -147,14 +144,19 @@ public struct SyncService: Sendable {
         return chosen ?? (first?.cloud ?? "", first?.bucket ?? "")
     }
 
+    /// The request's sources, checked, opened and scanned (the caller closes them).
+    static func openSessions(_ request: SyncRequest, scanner: ScanService,
+                             progress: (@Sendable (ScanProgress) -> Void)?) async throws -> [ManifestSession] {
+        try await ManifestSession.openAll(
+            roots: try ManifestSession.checkSources(request.paths), manifestOverride: request.manifestOverride,
+            scanner: scanner, jobs: request.hashJobs, readArchives: request.readArchives, progress: progress)
+    }
+
     /// `--dry-run` with no credentials: scan and plan from the manifests alone, no server at all.
     public static func planOffline(_ request: SyncRequest, scanner: ScanService, endpoint: String, reason: String,
                                    progress: (@Sendable (ScanProgress) -> Void)? = nil) async throws -> SyncSummary {
         let started = Date()
-        let roots = try ManifestSession.checkSources(request.paths)
-        let sessions = try await ManifestSession.openAll(
-            roots: roots, manifestOverride: request.manifestOverride, scanner: scanner, jobs: request.hashJobs,
-            readArchives: request.readArchives, progress: progress)
+        let sessions = try await openSessions(request, scanner: scanner, progress: progress)
         defer { for session in sessions { session.close() } }
         return offlinePlan(sessions, request: request, endpoint: endpoint, metrics: SyncMetrics(), started: started,
                            reason: reason)
