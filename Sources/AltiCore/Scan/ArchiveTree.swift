@@ -14,8 +14,16 @@ public struct ArchiveTree: SourceTree {
     /// The archive's stat when the tree was made (before any read), recorded in the manifest.
     public let facts: Manifest.Source.FileFacts?
 
+    /// Only zip and 7z can skip to a member without reading what precedes it; the other formats
+    /// (tar and compressed streams) are read through one shared forward cursor during uploads.
+    public let isStreaming: Bool
+    let cursor = ArchiveCursor()
+
     public init(root: String) {
         self.root = root
+        var head: [UInt8] = []
+        if let file = try? POSIXFileReading().open(root), let bytes = try? file.read(at: 0, count: 8) { head = bytes }
+        isStreaming = !(head.starts(with: [0x50, 0x4B]) || head.starts(with: [0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]))
         var st = SystemStat()
         if systemStat(root, &st) == 0 {
             let stat = FileStat(st)
@@ -26,6 +34,12 @@ public struct ArchiveTree: SourceTree {
     }
 
     public var source: Manifest.Source { Manifest.Source(root: root, kind: "archive", archive: facts) }
+
+    /// Whether the archive file still has the size, mtime and inode it had when this tree was made.
+    public var isUnchanged: Bool {
+        guard let facts, let now = try? archiveStat() else { return false }
+        return now.size == facts.size && now.mtimeNs == facts.mtimeNs && now.inode == facts.inode
+    }
 
     /// Whether `path` looks like an archive, by content (its first bytes), not by name: zip, 7z,
     /// tar (`ustar` at 257), or a gzip/bzip2/xz/zstd stream (a compressed tar). Reading 512 bytes
@@ -105,7 +119,7 @@ public struct ArchiveTree: SourceTree {
     }
 
     public func open(_ path: String) throws(OSError) -> any ReadableFile {
-        try ArchiveMemberFile(tree: self, path: path)
+        isStreaming ? try CursorMemberFile(tree: self, path: path) : try ArchiveMemberFile(tree: self, path: path)
     }
 
     public func stat(_ path: String) throws(OSError) -> FileStat {
@@ -159,6 +173,132 @@ final class OnePassReading: FileReading, @unchecked Sendable {
         func stat() throws(OSError) -> FileStat {
             FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
         }
+    }
+}
+
+/// One forward-only reader of a streaming archive (tar.gz and the like), shared by the uploads of
+/// its members: each takes it in turn (the others wait), moves it forward to its member and reads
+/// it. Uploads go in archive order (`ManifestSession.items`), so a whole sync reads the archive
+/// about once instead of once per member; a member behind the cursor (a retry) starts it over.
+final class ArchiveCursor: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var busy = false
+    /// Member indexes of the paths waiting for the cursor.
+    private var waiting: [Int] = []
+    /// Each member's index in the archive (from the manifest), so waiters are served in archive
+    /// order even when parallel uploads ask in a slightly different one.
+    var order: [String: Int] = [:]
+    var reader: ArchiveReader?
+    var at: ArchiveMember?
+
+    /// Waits for the cursor; when several wait, the next member ahead of the cursor goes first
+    /// (else the lowest: the cursor starts over once).
+    func acquire(_ path: String) {
+        condition.lock()
+        let mine = order[path] ?? Int.max
+        waiting.append(mine)
+        while busy || next() != mine { condition.wait() }
+        waiting.remove(at: waiting.firstIndex(of: mine)!)
+        busy = true
+        condition.unlock()
+    }
+
+    private func next() -> Int? {
+        let here = at?.index ?? -1
+        return waiting.filter { $0 > here }.min() ?? waiting.min()
+    }
+
+    func release() {
+        condition.lock()
+        busy = false
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// A member read through its archive's shared cursor; releases the cursor when done with.
+final class CursorMemberFile: ReadableFile {
+    let tree: ArchiveTree
+    let member: ArchiveMember
+    private var position: Int64 = 0
+    private var released = false
+
+    init(tree: ArchiveTree, path: String) throws(OSError) {
+        self.tree = tree
+        let cursor = tree.cursor
+        cursor.acquire(path)
+        do {
+            member = try Self.move(cursor, archive: tree.root, to: path)
+        } catch {
+            cursor.release()
+            throw error
+        }
+    }
+
+    deinit { release() }
+
+    private func release() {
+        guard !released else { return }
+        released = true
+        tree.cursor.release()
+    }
+
+    /// Moves the cursor forward to `path` (from the start again if it is already past it).
+    static func move(_ cursor: ArchiveCursor, archive: String, to path: String) throws(OSError) -> ArchiveMember {
+        do {
+            for pass in 0..<2 {
+                if pass == 1 || cursor.reader == nil {
+                    cursor.reader = try ArchiveReader(path: archive)
+                    cursor.at = nil
+                }
+                while let member = try cursor.reader!.next() {
+                    cursor.at = member
+                    if member.path == path, member.kind == .regular { return member }
+                }
+                cursor.reader = nil  // at the end: the member is behind us
+            }
+        } catch {
+            cursor.reader = nil
+            throw OSError(EIO, "read archive")
+        }
+        throw OSError(ENOENT, "find member")
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        guard let reader = tree.cursor.reader, !released else { throw OSError(EIO, "read member") }
+        do {
+            let n = try reader.read(into: buffer)
+            position += Int64(n)
+            if n == 0 { release() }  // read to its end: the next upload may take the cursor
+            return n
+        } catch {
+            tree.cursor.reader = nil
+            throw OSError(EIO, "read member (\(error.message))")
+        }
+    }
+
+    /// Forward reads on the cursor; an earlier offset (a part sent again) reads on its own reader.
+    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+        if offset < position || released {
+            return try ArchiveMemberFile(tree: tree, path: member.path).read(at: offset, count: count)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 64 << 10), alignment: 16)
+        defer { buffer.deallocate() }
+        while position < offset {
+            let want = Int(min(Int64(buffer.count), offset - position))
+            if try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])) == 0 { return [] }
+        }
+        var filled = 0
+        while filled < count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<count]))
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+    }
+
+    func stat() throws(OSError) -> FileStat {
+        FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
     }
 }
 

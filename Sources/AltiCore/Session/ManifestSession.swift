@@ -207,7 +207,14 @@ public final class ManifestSession: @unchecked Sendable {
         var facts: [String: ServerFacts] = [:]
         for session in sessions {
             facts.merge(ManifestSync.facts(from: session.manifest)) { old, _ in old }
-            for entry in session.manifest.entries where entry.verdict == .ok && !entry.missing {
+            // An archive's members go in archive order (`inode` holds a member's index): a
+            // streaming archive is then read about once for all its uploads.
+            var entries = session.manifest.entries
+            if let archive = session.tree as? ArchiveTree {
+                entries.sort { $0.inode < $1.inode }
+                archive.cursor.order = Dictionary(entries.map { ($0.path, Int($0.inode)) }, uniquingKeysWith: { a, _ in a })
+            }
+            for entry in entries where entry.verdict == .ok && !entry.missing {
                 guard let sha1 = entry.sha1, let type = entry.type, seen.insert(sha1).inserted else { continue }
                 items.append(SyncItem(
                     sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs),

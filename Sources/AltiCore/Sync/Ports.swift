@@ -190,6 +190,11 @@ public struct UploadSource: Sendable {
 
     /// nil when the source is as scanned, else why not.
     public func changeSinceScan() -> String? {
+        if let archive = tree as? ArchiveTree {
+            // A member cannot change alone: the archive is as scanned, or it is not.
+            return archive.isUnchanged ? nil
+                : "\(archive.root) changed since it was scanned; run the same command again to hash and send the new content"
+        }
         let st: FileStat
         do {
             st = try tree.stat(path)
