@@ -8,8 +8,10 @@ public enum ArchiveWriter {
         case zip, sevenZip = "7z", tar, tarGzip = "tar.gz", tarBzip2 = "tar.bz2", tarXz = "tar.xz", tarZstd = "tar.zst"
     }
 
-    /// Writes `members` (name in the archive → file on disk) to `path`, streaming each file.
-    public static func write(_ path: String, format: Format, members: [(name: String, file: String)]) throws(ArchiveError) {
+    /// Writes `members` (name in the archive → file on disk) to `path`, streaming each file;
+    /// `passphrase` encrypts a zip's members (ZipCrypto), for tests of encrypted exports.
+    public static func write(_ path: String, format: Format, members: [(name: String, file: String)],
+                             passphrase: String? = nil) throws(ArchiveError) {
         // Names are UTF-8; in the C locale libarchive has no form for them (see ArchiveReader).
         let previous = ArchiveReader.utf8Locale.map { uselocale($0) }
         defer { if let previous { uselocale(previous) } }
@@ -24,6 +26,10 @@ public enum ArchiveWriter {
         case .zip: try check(archive_write_set_format_zip(handle))
         case .sevenZip: try check(archive_write_set_format_7zip(handle))
         default: try check(archive_write_set_format_pax_restricted(handle))
+        }
+        if let passphrase, format == .zip {
+            try check(archive_write_set_options(handle, "zip:encryption=zipcrypt"))
+            try check(archive_write_set_passphrase(handle, passphrase))
         }
         switch format {
         case .tarGzip: try check(archive_write_add_filter_gzip(handle))

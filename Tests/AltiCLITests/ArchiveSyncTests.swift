@@ -165,6 +165,20 @@ import Testing
         #expect(try ManifestSchema.errors([path + ".alti.json"]) == [])
     }
 
+    @Test func encryptedMembersAreNamedAndTheRestGoesOn() async throws {
+        let tree = try TempTree("archives-encrypted")
+        defer { tree.remove() }
+        try ArchiveWriter.write(tree.path("locked.zip"), format: .zip,
+                                members: [("DCIM/DJI_0001.JPG", CommandContextTests.sample(1))], passphrase: "secret")
+        try ArchiveWriter.write(tree.path("open.zip"), format: .zip, members: [("DCIM/DJI_0002.JPG", CommandContextTests.sample(2))])
+        let result = await CommandContextTests.run(["scan", tree.path("locked.zip"), tree.path("open.zip")])
+        // The open archive is scanned; the locked one says why nothing in it was read.
+        #expect(result.code == 74, "\(result.out) \(result.err)")
+        #expect(result.out.contains("DCIM/DJI_0001.JPG: unreadable: encrypted (alti reads no passwords)"))
+        let open = try ManifestStore.decode(Data(contentsOf: URL(fileURLWithPath: tree.path("open.zip.alti.json"))), file: "open")
+        #expect(open.entries.map(\.verdict) == [.ok])
+    }
+
     @Test func aFileThatIsNoArchiveIsRefusedAndAMemberNameIsRecordedSafely() async throws {
         let tree = try TempTree("archives-bad")
         defer { tree.remove() }
