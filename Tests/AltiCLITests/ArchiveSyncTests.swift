@@ -165,6 +165,26 @@ import Testing
         #expect(try ManifestSchema.errors([path + ".alti.json"]) == [])
     }
 
+    @Test func membersReadAtOffsetsForwardAndBackOnBothKindsOfReader() throws {
+        let tree = try TempTree("archives-offsets")
+        defer { tree.remove() }
+        let expected = [UInt8](try Data(contentsOf: URL(fileURLWithPath: CommandContextTests.sample(3))))
+        for format in [ArchiveWriter.Format.zip, .tarGzip] {
+            let path = tree.path("a.\(format.rawValue)")
+            try ArchiveWriter.write(path, format: format, members: [("x/one.jpg", CommandContextTests.sample(1)),
+                                                                    ("x/three.jpg", CommandContextTests.sample(3))])
+            let archive = ArchiveTree(root: path)
+            #expect(archive.isStreaming == (format == .tarGzip))
+            for file in [try ArchiveMemberFile(tree: archive, path: "x/three.jpg") as any ReadableFile,
+                         try archive.open("x/three.jpg")] {
+                #expect(try file.read(at: 1000, count: 10) == Array(expected[1000..<1010]))
+                #expect(try file.read(at: 50_000, count: 7) == Array(expected[50_000..<50_007]))
+                #expect(try file.read(at: 10, count: 5) == Array(expected[10..<15]))  // behind: starts over
+                #expect(try file.read(at: Int64(expected.count - 3), count: 10) == Array(expected.suffix(3)))
+            }
+        }
+    }
+
     @Test func encryptedMembersAreNamedAndTheRestGoesOn() async throws {
         let tree = try TempTree("archives-encrypted")
         defer { tree.remove() }

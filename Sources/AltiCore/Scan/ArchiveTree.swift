@@ -282,24 +282,31 @@ final class CursorMemberFile: ReadableFile {
         if offset < position || released {
             return try ArchiveMemberFile(tree: tree, path: member.path).read(at: offset, count: count)
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 64 << 10), alignment: 16)
-        defer { buffer.deallocate() }
-        while position < offset {
-            let want = Int(min(Int64(buffer.count), offset - position))
-            if try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])) == 0 { return [] }
-        }
-        var filled = 0
-        while filled < count {
-            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<count]))
-            if n == 0 { break }
-            filled += n
-        }
-        return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+        return try forwardRead(at: offset, count: count, position: { self.position }, read: read(into:))
     }
 
     func stat() throws(OSError) -> FileStat {
         FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
     }
+}
+
+/// Reads `count` bytes at `offset` (not behind `position()`) from a forward-only member stream:
+/// what lies between is read and dropped.
+func forwardRead(at offset: Int64, count: Int, position: () -> Int64,
+                 read: (UnsafeMutableRawBufferPointer) throws(OSError) -> Int) throws(OSError) -> [UInt8] {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 64 << 10), alignment: 16)
+    defer { buffer.deallocate() }
+    while position() < offset {
+        let want = Int(min(Int64(buffer.count), offset - position()))
+        if try read(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])) == 0 { return [] }
+    }
+    var filled = 0
+    while filled < count {
+        let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<count]))
+        if n == 0 { break }
+        filled += n
+    }
+    return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
 }
 
 /// One member's bytes as a `ReadableFile`: sequential reads from its start; `read(at:)` reads
@@ -344,19 +351,7 @@ final class ArchiveMemberFile: ReadableFile {
             (reader, member) = try Self.seek(tree.root, to: path)
             position = 0
         }
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 64 << 10), alignment: 16)
-        defer { scratch.deallocate() }
-        while position < offset {
-            let want = Int(min(Int64(scratch.count), offset - position))
-            if try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want])) == 0 { return [] }
-        }
-        var filled = 0
-        while filled < count {
-            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[filled..<count]))
-            if n == 0 { break }
-            filled += n
-        }
-        return Array(UnsafeRawBufferPointer(rebasing: scratch[0..<filled]))
+        return try forwardRead(at: offset, count: count, position: { self.position }, read: read(into:))
     }
 
     func stat() throws(OSError) -> FileStat {
