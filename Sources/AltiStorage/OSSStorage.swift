@@ -89,7 +89,7 @@ public struct OSSStorage: ImageStorage {
                               body: .part(offset: 0, length: source.size))
         switch try await send(request, source: source, progress: progress) {
         case .ok: return .stored
-        case .noSuchUpload: return .failed(reason: "the store answered NoSuchUpload to a single PUT")
+        case .uploadLost(let code): return .failed(reason: "the store answered \(code) to a single PUT")
         case .refused(let outcome): return outcome
         }
     }
@@ -114,7 +114,9 @@ public struct OSSStorage: ImageStorage {
     enum CallResult: Sendable {
         /// 200 (or 204) with the CRC checked: the response, and the CRC of the bytes sent.
         case ok(HTTPResponse, crc64: UInt64)
-        case noSuchUpload
+        /// The multipart upload as the client knows it is gone: `NoSuchUpload`, or `InvalidPart`
+        /// (Complete lists a part the store does not hold). The image starts over.
+        case uploadLost(code: String)
         case refused(TransferOutcome)
     }
 
@@ -169,7 +171,7 @@ public struct OSSStorage: ImageStorage {
                 deltas.backOut()
                 let code = S3ErrorBody.code(response.body) ?? "HTTP \(response.status)"
                 let message = S3ErrorBody.message(response.body) ?? ""
-                if code == "NoSuchUpload" { return .finished(.noSuchUpload) }
+                if code == "NoSuchUpload" || code == "InvalidPart" { return .finished(.uploadLost(code: code)) }
                 if code == "RequestTimeTooSkewed", !corrected {
                     corrected = true
                     let serverTime = S3ErrorBody.element("ServerTime", response.body).flatMap(STSCredential.parseExpire)
@@ -233,8 +235,8 @@ struct MultipartTransfer {
                     }
                     try await resume.record(.multipartStarted(uploadID: id, key: key, partSize: partSize))
                     upload = MultipartUpload(uploadID: id, key: key, partSize: partSize, parts: [])
-                case .noSuchUpload:
-                    return .failed(reason: "the store answered NoSuchUpload to InitiateMultipartUpload")
+                case .uploadLost(let code):
+                    return .failed(reason: "the store answered \(code) to InitiateMultipartUpload")
                 case .refused(let outcome):
                     return outcome
                 }
@@ -255,7 +257,7 @@ struct MultipartTransfer {
                                                     size: length)
                     try await resume.record(.partStored(uploadID: current.uploadID, part: part))
                     current.parts.append(part)
-                case .noSuchUpload:
+                case .uploadLost:
                     lost = true
                 case .refused(let outcome):
                     return outcome
@@ -300,19 +302,11 @@ struct MultipartTransfer {
                 return .lost
             }
             return .stored
-        case .noSuchUpload:
+        case .uploadLost:
             return .lost
         case .refused(let outcome):
-            return outcome.isInvalidPart ? .lost : .refused(outcome)
+            return .refused(outcome)
         }
-    }
-}
-
-extension TransferOutcome {
-    /// Complete refused a part list (a part the store lost): start over rather than give up.
-    var isInvalidPart: Bool {
-        if case .failed(let reason) = self { return reason.contains("InvalidPart") }
-        return false
     }
 }
 

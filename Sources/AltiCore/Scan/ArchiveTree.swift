@@ -23,7 +23,7 @@ public struct ArchiveTree: SourceTree {
         self.root = root
         var head: [UInt8] = []
         if let file = try? POSIXFileReading().open(root), let bytes = try? file.read(at: 0, count: 8) { head = bytes }
-        isStreaming = !(head.starts(with: [0x50, 0x4B]) || head.starts(with: [0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]))
+        isStreaming = !head.withUnsafeBytes { Self.isSeekableArchive(head: $0) }
         var st = SystemStat()
         if systemStat(root, &st) == 0 {
             let stat = FileStat(st)
@@ -49,11 +49,17 @@ public struct ArchiveTree: SourceTree {
         return head.withUnsafeBytes { looksLikeArchive(head: $0) }
     }
 
+    /// Zip (local header, empty archive, spanned marker) or 7z: formats whose members can be
+    /// reached without reading what precedes them.
+    static func isSeekableArchive(head: UnsafeRawBufferPointer) -> Bool {
+        let zips: [[UInt8]] = [[0x50, 0x4B, 0x03, 0x04], [0x50, 0x4B, 0x05, 0x06], [0x50, 0x4B, 0x07, 0x08]]
+        return zips.contains { head.starts(with: $0) } || head.starts(with: [0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C])
+    }
+
     /// The same test on a file's first bytes (at least 262 for tar).
     public static func looksLikeArchive(head: UnsafeRawBufferPointer) -> Bool {
         func starts(_ magic: [UInt8]) -> Bool { head.starts(with: magic) }
-        if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) || starts([0x50, 0x4B, 0x07, 0x08]) { return true }
-        if starts([0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]) { return true }  // 7z
+        if isSeekableArchive(head: head) { return true }
         if starts([0x1F, 0x8B]) || starts([0x42, 0x5A, 0x68]) || starts([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00])
             || starts([0x28, 0xB5, 0x2F, 0xFD]) { return true }  // gzip, bzip2, xz, zstd
         return head.count >= 262 && Array(head[257..<262]) == Array("ustar".utf8)
@@ -98,8 +104,9 @@ public struct ArchiveTree: SourceTree {
                         result.unreadableMembers.append(PathProblem(path: member.path, detail: "encrypted (alti reads no passwords)"))
                         continue
                     }
-                    result.files.append(WalkedFile(path: member.path, stat: FileStat(
-                        size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index), device: stat.device)))
+                    var memberStat = member.fileStat
+                    memberStat.device = stat.device
+                    result.files.append(WalkedFile(path: member.path, stat: memberStat))
                 }
             }
         } catch {
@@ -171,7 +178,7 @@ final class OnePassReading: FileReading, @unchecked Sendable {
         }
 
         func stat() throws(OSError) -> FileStat {
-            FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
+            member.fileStat
         }
     }
 }
@@ -286,7 +293,7 @@ final class CursorMemberFile: ReadableFile {
     }
 
     func stat() throws(OSError) -> FileStat {
-        FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
+        member.fileStat
     }
 }
 
@@ -307,6 +314,11 @@ func forwardRead(at offset: Int64, count: Int, position: () -> Int64,
         filled += n
     }
     return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+}
+
+extension ArchiveMember {
+    /// The member's stat facts as the manifest records them (`inode` = its index in the archive).
+    var fileStat: FileStat { FileStat(size: size ?? -1, mtimeNs: mtimeNs, inode: UInt64(index)) }
 }
 
 /// One member's bytes as a `ReadableFile`: sequential reads from its start; `read(at:)` reads
@@ -355,6 +367,6 @@ final class ArchiveMemberFile: ReadableFile {
     }
 
     func stat() throws(OSError) -> FileStat {
-        FileStat(size: member.size ?? -1, mtimeNs: member.mtimeNs, inode: UInt64(member.index))
+        member.fileStat
     }
 }
