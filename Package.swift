@@ -100,7 +100,7 @@ let package = Package(
             dependencies: ["AltiEmulator", "AltiCore"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "AltiCoreTests", dependencies: ["AltiCore", "AltiCrypto", "AltiTestSupport"],
+            name: "AltiCoreTests", dependencies: ["AltiCore", "AltiArchive", "AltiCrypto", "AltiTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "AltiSigningTests", dependencies: ["AltiSigning", "AltiCrypto"],

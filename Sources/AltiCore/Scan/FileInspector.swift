@@ -19,8 +19,11 @@ public struct Inspection: Sendable, Equatable {
 }
 
 /// Sniffs, parses the header, checks the tail and hashes a file in ONE sequential read:
-/// the type and header come from the first chunk of the hashing read, the tail verdict from the
-/// last bytes kept while streaming. Memory per file: one 1 MiB chunk plus a 64 KiB tail.
+/// the type comes from the first chunk, the header from the bytes as they stream through the
+/// digest (a header further in, such as a TIFF whose IFD is written at the end, is reached by
+/// reading forward, hashing on the way), the tail verdict from the last bytes kept while streaming.
+/// So a member of a compressed archive, which can only be read forward, is never read twice.
+/// Memory per file: one 1 MiB chunk, the 1 MiB head and a 64 KiB tail.
 public struct FileInspector: Sendable {
     public static let chunkSize = 1 << 20
     public let reader: any FileReading
@@ -43,76 +46,140 @@ public struct FileInspector: Sendable {
             result.detail = error.description
             return result
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
-        defer { buffer.deallocate() }
-        var offset: Int64 = 0  // bytes hashed
-        var position: Int64 = 0  // bytes read
-        do {
-            // First chunk: fill it (short reads are legal) so the sniffer and header parser see it all.
-            var filled = 0
-            while filled < buffer.count {
-                let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
-                if n == 0 { break }
-                filled += n
-                position += Int64(n)
+        return withoutActuallyEscaping(onBytes) { onBytes in
+            let stream = HashingRead(file: file, chunkSize: Self.chunkSize, onBytes: onBytes)
+            defer { stream.close() }
+            do {
+                // First chunk: filled (short reads are legal) so the sniffer and header parser see it all.
+                let first = try stream.fillFirst()
+                if first.isEmpty {
+                    result.verdict = .empty
+                    result.detail = "the file is empty"
+                    return result
+                }
+                guard let type = ImageSniffer.sniff(first) else {
+                    result.isArchive = first.withUnsafeBytes { ArchiveTree.looksLikeArchive(head: $0) }
+                    return result  // not an image: not hashed
+                }
+                result.type = type
+                stream.hashFirst()
+                // A size the file does not state (a zip member written as a stream) is found at its end.
+                let stated = result.stat?.size ?? -1
+                let window = ByteWindow(head: first, size: stated >= 0 ? max(stated, Int64(first.count)) : .max) { at, count in
+                    try stream.fetch(at: at, count: count)
+                }
+                let header = try ImageSniffer.header(type, window)
+                try stream.finish()
+                result.sha1 = stream.digest.finalize().hexString
+                result.bytesHashed = stream.hashed
+                result.width = header.width
+                result.height = header.height
+                if header.verdict != .ok {
+                    // A header that runs off the end of the file is a truncated file.
+                    result.verdict = header.verdict
+                    result.detail = header.detail
+                } else if let bad = ImageSniffer.tailVerdict(type, tail: stream.tail.bytes) {
+                    result.verdict = bad.verdict
+                    result.detail = bad.detail
+                } else {
+                    result.verdict = .ok
+                }
+                // The file changed while it was read: the hash belongs to no single version. Record the
+                // stat from before the read, so the next scan sees a difference and hashes it again.
+                if let before = result.stat, let after = try? file.stat(),
+                   before.size != after.size || before.mtimeNs != after.mtimeNs {
+                    result.detail = (result.detail.map { $0 + "; " } ?? "")
+                        + "the file changed while it was read; it will be hashed again"
+                }
+            } catch {
+                result = Inspection(stat: result.stat, sha1: nil, type: result.type, width: nil, height: nil,
+                                    verdict: .unreadable, detail: "\(error) at offset \(stream.position)",
+                                    bytesHashed: 0)
             }
-            if filled == 0 {
-                result.verdict = .empty
-                result.detail = "the file is empty"
-                return result
-            }
-            let first = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
-            guard let type = ImageSniffer.sniff(first) else {
-                result.isArchive = ArchiveTree.looksLikeArchive(head: first)
-                return result  // not an image: not hashed
-            }
-            result.type = type
-            let size = max(result.stat?.size ?? 0, Int64(filled))
-            let window = ByteWindow(head: Array(first), size: size) { at, count in
-                try file.read(at: at, count: count)
-            }
-            let header = try ImageSniffer.header(type, window)
-
-            let digest = StreamingDigest(.sha1)
-            var tail = Tail(capacity: ImageSniffer.tailLength)
-            var chunk = first
-            while true {
-                digest.update(chunk)
-                tail.append(chunk)
-                offset += Int64(chunk.count)
-                onBytes(chunk.count)
-                let n = try file.read(into: buffer)
-                if n == 0 { break }
-                position += Int64(n)
-                chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            }
-            result.sha1 = digest.finalize().hexString
-            result.bytesHashed = offset
-            result.width = header.width
-            result.height = header.height
-            if header.verdict != .ok {
-                // A header that runs off the end of the file is a truncated file.
-                result.verdict = header.verdict
-                result.detail = header.detail
-            } else if let bad = ImageSniffer.tailVerdict(type, tail: tail.bytes) {
-                result.verdict = bad.verdict
-                result.detail = bad.detail
-            } else {
-                result.verdict = .ok
-            }
-            // The file changed while it was read: the hash belongs to no single version. Record the
-            // stat from before the read, so the next scan sees a difference and hashes it again.
-            if let before = result.stat, let after = try? file.stat(),
-               before.size != after.size || before.mtimeNs != after.mtimeNs {
-                result.detail = (result.detail.map { $0 + "; " } ?? "")
-                    + "the file changed while it was read; it will be hashed again"
-            }
-        } catch {
-            result = Inspection(stat: result.stat, sha1: nil, type: result.type, width: nil, height: nil,
-                                verdict: .unreadable, detail: "\(error) at offset \(position)",
-                                bytesHashed: 0)
+            return result
         }
-        return result
+    }
+}
+
+/// The one sequential read of a file the inspector makes: each chunk read is hashed and its last
+/// bytes kept; a header parser asking for bytes ahead reads forward to them (hashing on the way)
+/// and gets them from the current chunk. Only bytes behind the current chunk and outside the head
+/// (a parser jumping back, which no header the sniffer reads needs) cost a separate read.
+final class HashingRead {
+    let file: any ReadableFile
+    let digest = StreamingDigest(.sha1)
+    private(set) var tail = Tail(capacity: ImageSniffer.tailLength)
+    /// Bytes read and hashed; the chunk in `buffer` ends here.
+    private(set) var hashed: Int64 = 0
+    /// Bytes read (hashed or not yet).
+    private(set) var position: Int64 = 0
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var chunkLength = 0
+    private var atEnd = false
+    private let onBytes: (Int) -> Void
+
+    init(file: any ReadableFile, chunkSize: Int, onBytes: @escaping (Int) -> Void) {
+        self.file = file
+        self.onBytes = onBytes
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    }
+
+    func close() { buffer.deallocate() }
+
+    /// Fills the first chunk, not hashed yet (a file that is no image is never hashed).
+    func fillFirst() throws(OSError) -> [UInt8] {
+        var filled = 0
+        while filled < buffer.count {
+            let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { atEnd = true; break }
+            filled += n
+            position += Int64(n)
+        }
+        chunkLength = filled
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+    }
+
+    /// Hashes the first chunk.
+    func hashFirst() { consume(chunkLength) }
+
+    private func consume(_ n: Int) {
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        digest.update(chunk)
+        tail.append(chunk)
+        hashed += Int64(n)
+        chunkLength = n
+        onBytes(n)
+    }
+
+    /// Reads and hashes the next chunk; false at the end of the file.
+    @discardableResult
+    func advance() throws(OSError) -> Bool {
+        guard !atEnd else { return false }
+        let n = try file.read(into: buffer)
+        if n == 0 { atEnd = true; return false }
+        position += Int64(n)
+        consume(n)
+        return true
+    }
+
+    /// Reads and hashes the rest of the file.
+    func finish() throws(OSError) {
+        while try advance() {}
+    }
+
+    /// Up to `count` bytes at `offset` (fewer at the end of the current chunk, none past the end
+    /// of the file), for `ByteWindow`: ahead of the stream by reading forward, behind it by a
+    /// separate read.
+    func fetch(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+        while offset >= hashed, try advance() {}
+        let chunkStart = hashed - Int64(chunkLength)
+        if offset >= chunkStart, offset < hashed {
+            let from = Int(offset - chunkStart)
+            let to = Int(min(hashed, offset + Int64(count)) - chunkStart)
+            return Array(UnsafeRawBufferPointer(rebasing: buffer[from..<to]))
+        }
+        if offset >= hashed { return [] }  // past the end
+        return try file.read(at: offset, count: count)
     }
 }
 
