@@ -7,13 +7,23 @@ public enum ArchiveLibrary {
 
     /// How many times an archive was opened by this process (tests count re-reads).
     public static var opens: Int { openCounter.value }
+    /// How many times the archive at `path` was opened by this process (tests running side by
+    /// side each count their own archive).
+    public static func opens(of path: String) -> Int { openCounter.value(of: path) }
     static let openCounter = Counter()
 
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var count = 0
+        private var byPath: [String: Int] = [:]
         var value: Int { lock.withLock { count } }
-        func increment() { lock.withLock { count += 1 } }
+        func value(of path: String) -> Int { lock.withLock { byPath[path, default: 0] } }
+        func increment(_ path: String) {
+            lock.withLock {
+                count += 1
+                byPath[path, default: 0] += 1
+            }
+        }
     }
 }
 
@@ -92,7 +102,7 @@ public final class ArchiveReader {
         self.path = path
         archive_read_support_filter_all(handle)
         archive_read_support_format_all(handle)
-        ArchiveLibrary.openCounter.increment()
+        ArchiveLibrary.openCounter.increment(path)
         if archive_read_open_filename(handle, path, 64 << 10) != ARCHIVE_OK {
             let message = Self.errorText(handle)
             archive_read_free(handle)

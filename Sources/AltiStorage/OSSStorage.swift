@@ -101,8 +101,9 @@ public struct OSSStorage: ImageStorage {
         enum Body: Sendable {
             case none
             case bytes([UInt8])
-            /// A range of the image's bytes, CRC-checked against the store's answer.
-            case part(offset: Int64, length: Int64)
+            /// A range of the image's bytes, CRC-checked against the store's answer; read from
+            /// `file` when given (the parts of one multipart upload share one open source).
+            case part(offset: Int64, length: Int64, file: SharedSourceFile? = nil)
         }
         var method: String
         var key: String
@@ -146,7 +147,8 @@ public struct OSSStorage: ImageStorage {
                 switch call.body {
                 case .none: body = .none
                 case .bytes(let bytes): body = .bytes(bytes)
-                case .part(let offset, let length): body = .stream(CRCBody(source: source, offset: offset, length: length, crc: crc))
+                case .part(let offset, let length, let file):
+                    body = .stream(CRCBody(source: source, file: file, offset: offset, length: length, crc: crc))
                 }
                 let request = HTTPRequest(method: call.method, url: endpoint.url(key: call.key, query: call.query),
                                           headers: signed.headers.map { (name: $0.name, value: $0.value) }, body: body,
@@ -224,6 +226,9 @@ struct MultipartTransfer {
         var upload = resume.multipart.flatMap { $0.key == key && $0.partSize == partSize ? $0 : nil }
         var restarted = false
         let partCount = Int((source.size + partSize - 1) / partSize)
+        // One open source for all the parts: a member of a tar.gz is then read on, part after
+        // part, instead of from the archive's start for each.
+        let file = SharedSourceFile(source)
         while true {
             if upload == nil {
                 let initiate = OSSStorage.OSSCall(method: "POST", key: key, query: [("uploads", "")], contentType: contentType,
@@ -250,7 +255,7 @@ struct MultipartTransfer {
                 let length = min(partSize, source.size - offset)
                 let call = OSSStorage.OSSCall(
                     method: "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", current.uploadID)],
-                    contentType: nil, body: .part(offset: offset, length: length))
+                    contentType: nil, body: .part(offset: offset, length: length, file: file))
                 switch try await storage.send(call, source: source, progress: progress) {
                 case .ok(let response, let crc):
                     let part = MultipartUpload.Part(number: number, etag: response.header("ETag") ?? "", crc64: String(crc),
@@ -462,16 +467,36 @@ final class CRCAccumulator: @unchecked Sendable {
     var value: UInt64 { lock.withLock { crc.value } }
 }
 
+/// One upload source opened once and read by several requests in turn (the parts of a multipart
+/// upload); the file goes when the last request does.
+final class SharedSourceFile: @unchecked Sendable {
+    private let source: UploadSource
+    private let lock = NSLock()
+    private var file: (any ReadableFile)?
+
+    init(_ source: UploadSource) { self.source = source }
+
+    func open() throws(OSError) -> any ReadableFile {
+        lock.lock()
+        defer { lock.unlock() }
+        if let file { return file }
+        let opened = try source.open()
+        file = opened
+        return opened
+    }
+}
+
 /// A range of an upload source as an HTTP body, its CRC-64 computed as it streams (no second read).
 struct CRCBody: HTTPBodySource {
     let source: UploadSource
+    let file: SharedSourceFile?
     let offset: Int64
     let length: Int64
     let crc: CRCAccumulator
 
     func open() throws -> any HTTPBodyReader {
         crc.reset()
-        return Reader(file: try source.open(), offset: offset, length: length, crc: crc)
+        return Reader(file: try file?.open() ?? source.open(), offset: offset, length: length, crc: crc)
     }
 
     final class Reader: HTTPBodyReader {

@@ -117,6 +117,16 @@ public struct Manifest: Codable, Sendable, Equatable {
         return changed
     }
 
+    /// Drops the hash cache of the entries with this checksum (their bytes were found to differ):
+    /// `hashedAtNs` 0 means "read at the epoch", which the racy rule never trusts, and an
+    /// archive's own stat is forgotten so the archive is opened again.
+    public mutating func forgetHash(ofSHA1 sha1: String) {
+        for index in entries.indices where entries[index].sha1 == sha1 {
+            entries[index].hashedAtNs = 0
+            source.archive = nil
+        }
+    }
+
     /// The entry at a relative path, if any.
     public func entry(at path: String) -> ManifestEntry? {
         entries.first { $0.path == path }

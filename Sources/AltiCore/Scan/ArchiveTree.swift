@@ -18,6 +18,10 @@ public struct ArchiveTree: SourceTree {
     /// (tar and compressed streams) are read through one shared forward cursor during uploads.
     public let isStreaming: Bool
     let cursor = ArchiveCursor()
+    /// The bytes of a streaming archive's member an upload may hold in memory (its last bytes, or
+    /// all of a smaller member), so the shared cursor can pass on to the next upload: memory stays
+    /// bounded at this much per upload in flight, whatever the sizes of members and archive.
+    public static let streamBuffer: Int64 = 8 << 20
 
     public init(root: String) {
         self.root = root
@@ -187,6 +191,10 @@ final class OnePassReading: FileReading, @unchecked Sendable {
 /// its members: each takes it in turn (the others wait), moves it forward to its member and reads
 /// it. Uploads go in archive order (`ManifestSession.items`), so a whole sync reads the archive
 /// about once instead of once per member; a member behind the cursor (a retry) starts it over.
+/// The cursor is held only while a member's bytes are read from the archive: the last
+/// `ArchiveTree.streamBuffer` bytes of a member (all of a member that size or smaller) are read
+/// into the upload's own buffer at once and the cursor passes on, so uploads of one archive run
+/// in parallel, each holding at most that buffer (see DESIGN.md, "Archives").
 final class ArchiveCursor: @unchecked Sendable {
     private let condition = NSCondition()
     private var busy = false
@@ -195,11 +203,15 @@ final class ArchiveCursor: @unchecked Sendable {
     /// Each member's index in the archive (from the manifest), so waiters are served in archive
     /// order even when parallel uploads ask in a slightly different one.
     var order: [String: Int] = [:]
+    // Touched only by the holder (between `acquire` and `release`).
     var reader: ArchiveReader?
+    /// The member the reader is in, and how many of its bytes were read (nil: none, or at its end).
     var at: ArchiveMember?
+    var position: Int64 = 0
+    var atEnd = false
 
-    /// Waits for the cursor; when several wait, the next member ahead of the cursor goes first
-    /// (else the lowest: the cursor starts over once).
+    /// Waits for the cursor; when several wait, the next member from the cursor on goes first
+    /// (the one it is in, if its reading was not finished), else the lowest (the cursor starts over).
     func acquire(_ path: String) {
         condition.lock()
         let mine = order[path] ?? Int.max
@@ -211,8 +223,8 @@ final class ArchiveCursor: @unchecked Sendable {
     }
 
     private func next() -> Int? {
-        let here = at?.index ?? -1
-        return waiting.filter { $0 > here }.min() ?? waiting.min()
+        let here = at.map { $0.index + (atEnd ? 1 : 0) } ?? -1
+        return waiting.filter { $0 >= here }.min() ?? waiting.min()
     }
 
     func release() {
@@ -223,21 +235,30 @@ final class ArchiveCursor: @unchecked Sendable {
     }
 }
 
-/// A member read through its archive's shared cursor; releases the cursor when done with.
+/// A member read through its archive's shared cursor. Reads at any offset: forward on the cursor,
+/// from its own buffer for the member's last bytes, and behind (a retried PUT, an OSS part sent
+/// again) by taking the cursor again from the archive's start.
 final class CursorMemberFile: ReadableFile {
     let tree: ArchiveTree
     let member: ArchiveMember
+    private var cursor: ArchiveCursor { tree.cursor }
+    private var holding = false
+    /// Sequential position for `read(into:)`.
     private var position: Int64 = 0
-    private var released = false
+    /// The member's last bytes, read at once so the cursor could pass on; they start at `tailStart`.
+    private var tail: [UInt8]?
+    private var tailStart: Int64 = 0
 
     init(tree: ArchiveTree, path: String) throws(OSError) {
         self.tree = tree
-        let cursor = tree.cursor
-        cursor.acquire(path)
+        tree.cursor.acquire(path)
+        holding = true
         do {
-            member = try Self.move(cursor, archive: tree.root, to: path)
+            member = try Self.move(tree.cursor, archive: tree.root, to: path, fromStart: false)
+            try takeTailIfItFits()
         } catch {
-            cursor.release()
+            tree.cursor.release()
+            holding = false
             throw error
         }
     }
@@ -245,21 +266,24 @@ final class CursorMemberFile: ReadableFile {
     deinit { release() }
 
     private func release() {
-        guard !released else { return }
-        released = true
-        tree.cursor.release()
+        guard holding else { return }
+        holding = false
+        cursor.release()
     }
 
-    /// Moves the cursor forward to `path` (from the start again if it is already past it).
-    static func move(_ cursor: ArchiveCursor, archive: String, to path: String) throws(OSError) -> ArchiveMember {
+    /// Moves the cursor to the start of `path`'s bytes, or leaves it where it is inside them.
+    static func move(_ cursor: ArchiveCursor, archive: String, to path: String, fromStart: Bool) throws(OSError) -> ArchiveMember {
+        if !fromStart, cursor.reader != nil, let at = cursor.at, at.path == path, !cursor.atEnd { return at }
         do {
             for pass in 0..<2 {
-                if pass == 1 || cursor.reader == nil {
+                if pass == 1 || fromStart || cursor.reader == nil {
                     cursor.reader = try ArchiveReader(path: archive)
                     cursor.at = nil
                 }
                 while let member = try cursor.reader!.next() {
                     cursor.at = member
+                    cursor.position = 0
+                    cursor.atEnd = false
                     if member.path == path, member.kind == .regular { return member }
                 }
                 cursor.reader = nil  // at the end: the member is behind us
@@ -271,25 +295,83 @@ final class CursorMemberFile: ReadableFile {
         throw OSError(ENOENT, "find member")
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
-        guard let reader = tree.cursor.reader, !released else { throw OSError(EIO, "read member") }
+    /// When what is left of the member fits the stream buffer, reads it into the upload's own
+    /// buffer and lets the cursor go.
+    private func takeTailIfItFits() throws(OSError) {
+        guard holding, tail == nil, let size = member.size, size - cursor.position <= ArchiveTree.streamBuffer else { return }
+        let start = cursor.position
+        tail = try Self.fill(count: Int(size - start)) { filled, into throws(OSError) in try readCursor(into: into) }
+        tailStart = start
+        cursor.atEnd = true
+        release()
+    }
+
+    /// Reads on the cursor (held), keeping its position.
+    private func readCursor(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        guard let reader = cursor.reader else { throw OSError(EIO, "read member") }
         do {
             let n = try reader.read(into: buffer)
-            position += Int64(n)
-            if n == 0 { release() }  // read to its end: the next upload may take the cursor
+            cursor.position += Int64(n)
+            if n == 0 { cursor.atEnd = true }
             return n
         } catch {
-            tree.cursor.reader = nil
+            cursor.reader = nil
             throw OSError(EIO, "read member (\(error.message))")
         }
     }
 
-    /// Forward reads on the cursor; an earlier offset (a part sent again) reads on its own reader.
-    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
-        if offset < position || released {
-            return try ArchiveMemberFile(tree: tree, path: member.path).read(at: offset, count: count)
+    /// Up to `buffer.count` bytes at `offset`; 0 at the member's end.
+    private func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        if let tail, offset >= tailStart {
+            let from = Int(offset - tailStart)
+            guard from < tail.count else { return 0 }
+            let n = min(buffer.count, tail.count - from)
+            tail.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + n)])) }
+            return n
         }
-        return try forwardRead(at: offset, count: count, position: { self.position }, read: read(into:))
+        if !holding {
+            // Behind the buffered tail, or the member was read to its end: take the cursor again.
+            cursor.acquire(member.path)
+            holding = true
+            tail = nil
+        }
+        let inMember = cursor.reader != nil && cursor.at?.path == member.path && !cursor.atEnd
+        if !inMember || offset < cursor.position {
+            // Forward to the member, or from the archive's start when the cursor is at or past it.
+            let passed = (cursor.at?.index ?? -1) >= member.index
+            _ = try Self.move(cursor, archive: tree.root, to: member.path, fromStart: passed && cursor.reader != nil)
+        }
+        if offset > cursor.position {
+            _ = try forwardRead(at: offset, count: 0, position: { self.cursor.position }, read: readCursor(into:))
+        }
+        try takeTailIfItFits()
+        if tail != nil { return try read(at: offset, into: buffer) }
+        let n = try readCursor(into: buffer)
+        if n == 0 { release() }  // read to its end: the next upload may take the cursor
+        return n
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
+        let n = try read(at: position, into: buffer)
+        position += Int64(n)
+        return n
+    }
+
+    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] {
+        try Self.fill(count: count) { filled, into throws(OSError) in try read(at: offset + Int64(filled), into: into) }
+    }
+
+    /// Up to `count` bytes from `read(filled, buffer)` calls until it returns 0.
+    static func fill(count: Int, _ read: (Int, UnsafeMutableRawBufferPointer) throws(OSError) -> Int) throws(OSError) -> [UInt8] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        var filled = 0
+        while filled < count {
+            let n = try read(filled, UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<count]))
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
     }
 
     func stat() throws(OSError) -> FileStat {

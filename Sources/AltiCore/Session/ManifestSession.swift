@@ -217,7 +217,8 @@ public final class ManifestSession: @unchecked Sendable {
             for entry in entries where entry.verdict == .ok && !entry.missing {
                 guard let sha1 = entry.sha1, let type = entry.type, seen.insert(sha1).inserted else { continue }
                 items.append(SyncItem(
-                    sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs),
+                    sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs,
+                                         sha1: sha1),
                     filename: (entry.path as NSString).lastPathComponent, imageType: type.rawValue,
                     width: entry.width ?? 0, height: entry.height ?? 0))
             }

@@ -50,6 +50,9 @@ public enum ManifestSync {
             guard let server = current[sha1] else { continue }
             if manifest.setServerFacts(server, forSHA1: sha1) > 0 { changed += 1 }
         }
+        for event in events where event.rehash == true {
+            manifest.forgetHash(ofSHA1: event.sha1)
+        }
         return changed
     }
 }

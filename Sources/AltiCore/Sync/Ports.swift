@@ -166,11 +166,15 @@ public struct UploadSource: Sendable {
     /// longer matches the registration, and the server would mark it Invalid).
     public var mtimeNs: Int64?
 
-    public init(tree: any SourceTree, path: String, size: Int64, mtimeNs: Int64? = nil) {
+    /// Checks the bytes sent against the checksum the scan recorded (nil: unchecked, for tools).
+    public let check: ContentCheck?
+
+    public init(tree: any SourceTree, path: String, size: Int64, mtimeNs: Int64? = nil, sha1: String? = nil) {
         self.tree = tree
         self.path = path
         self.size = size
         self.mtimeNs = mtimeNs
+        check = sha1.map { ContentCheck(expectedSHA1: $0, size: size) }
     }
 
     /// A file outside any scanned tree (tests, tools): its folder is the tree.
@@ -185,8 +189,21 @@ public struct UploadSource: Sendable {
     /// Where the bytes come from, for messages.
     public var displayPath: String { tree.displayPath(path) }
 
-    /// Opens the bytes for one attempt.
-    public func open() throws(OSError) -> any ReadableFile { try tree.open(path) }
+    /// Opens the bytes for one attempt (checked against the recorded checksum as they are read).
+    public func open() throws(OSError) -> any ReadableFile {
+        let file = try tree.open(path)
+        return check.map { CheckedFile(file, check: $0) } ?? file
+    }
+
+    /// Why the source cannot be sent as scanned, when that is so: it changed since the scan
+    /// (stat), or its bytes were found not to hash to the recorded checksum. Either way the next
+    /// scan reads it again.
+    public func changeFound() -> String? {
+        if check?.mismatched == true {
+            return "\(displayPath): \(ContentCheck.mismatchMessage) (it changed under alti); nothing was stored: run the same command again to hash and send the new content"
+        }
+        return changeSinceScan()
+    }
 
     /// nil when the source is as scanned, else why not.
     public func changeSinceScan() -> String? {

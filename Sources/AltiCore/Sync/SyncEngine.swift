@@ -274,7 +274,10 @@ public struct SyncEngine: Sendable {
                 ticket = renewed
             case .failed(let reason):
                 await recorder.countTransfer(bytesStored: 0)
-                try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason))
+                // A source that changed under us is hashed again by the next run, whatever its stat says.
+                let change = ticket.item.source.changeFound()
+                try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: change ?? reason,
+                                                       rehash: change != nil ? true : nil))
                 return
             }
         }

@@ -39,13 +39,17 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     public var part: MultipartUpload.Part?
     /// The cloud a registration went to ("S3", "OSS").
     public var cloud: String?
+    /// A failure because the source no longer holds the bytes scanned: the entries with this
+    /// checksum lose their hash cache, so the next scan reads them again.
+    public var rehash: Bool?
 
     public init(
         _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
         bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil,
         cloud: String? = nil, uploadID: String? = nil, key: String? = nil, partSize: Int64? = nil,
-        part: MultipartUpload.Part? = nil
+        part: MultipartUpload.Part? = nil, rehash: Bool? = nil
     ) {
+        self.rehash = rehash
         self.cloud = cloud
         self.uploadID = uploadID
         self.key = key
