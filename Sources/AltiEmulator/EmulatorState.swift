@@ -20,7 +20,7 @@ public actor EmulatorState {
     /// The credentials the emulator signs its S3 URLs with.
     public private(set) var s3Credentials: S3Credentials
     private var counters = EmulatorStats()
-    private var storageInFlight = 0
+    private var bodiesInFlight = 0
     private var log: [RequestLogEntry] = []
     private var sequence = 0
     /// The fault switches in force.
@@ -556,12 +556,12 @@ public actor EmulatorState {
 
     func countGraphQLRequest() { counters.graphqlRequests += 1 }
     func countField(_ name: String) { counters.graphqlFields[name, default: 0] += 1 }
-    /// A storage request arrived / was answered: tracks how many the storage holds at once.
-    func storageRequestBegan() {
-        storageInFlight += 1
-        counters.peakStorageInFlight = max(counters.peakStorageInFlight, storageInFlight)
+    /// An upload body's first byte arrived / its last byte did: tracks how many are received at once.
+    func bodyBegan() {
+        bodiesInFlight += 1
+        counters.peakBodiesInFlight = max(counters.peakBodiesInFlight, bodiesInFlight)
     }
-    func storageRequestEnded() { storageInFlight -= 1 }
+    func bodyEnded() { bodiesInFlight -= 1 }
     func countPut(outcome: String) {
         counters.puts += 1
         counters.putsByOutcome[outcome, default: 0] += 1

@@ -87,9 +87,26 @@ enum BodyReadError: Error {
 }
 
 /// Reads the whole request body (bounded by `limit`) according to `mode`.
-func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode) async throws -> [UInt8] {
+func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, counting state: EmulatorState? = nil) async throws -> [UInt8] {
     // Each handler reads a body once; a second read would find nothing left either way.
     guard incoming.bodyIteration.begin() else { return [] }
+    // A body counts as in flight from its first byte to its end (or the end of its connection).
+    var receiving = false
+    func ended() async { if receiving { receiving = false; await state?.bodyEnded() } }
+    do {
+        let bytes = try await readBodyBytes(incoming, limit: limit, mode: mode) {
+            if !receiving { receiving = true; await state?.bodyBegan() }
+        }
+        await ended()
+        return bytes
+    } catch {
+        await ended()
+        throw error
+    }
+}
+
+private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMode,
+                           onChunk: () async -> Void) async throws -> [UInt8] {
     var bytes: [UInt8] = []
     if let length = incoming.contentLength, length <= limit { bytes.reserveCapacity(length) }
     let resetAt: Int
@@ -100,6 +117,7 @@ func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode) async thr
         resetAt = Int.max
     }
     for try await buffer in incoming.request.body {
+        await onChunk()
         if bytes.count + buffer.readableBytes > limit { throw BodyReadError.tooLarge }
         bytes.append(contentsOf: buffer.readableBytesView)
         if bytes.count >= resetAt { try await cutConnection(incoming.context.channel) }

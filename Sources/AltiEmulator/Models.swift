@@ -210,9 +210,9 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     /// Storage requests received, any outcome: S3 PUTs and every OSS request (PutObject and the
     /// multipart operations alike; the name predates multipart).
     public var puts: Int = 0
-    /// The most storage requests being handled at once (from arrival to answer): how parallel
-    /// a client's uploads really were.
-    public var peakStorageInFlight: Int = 0
+    /// The most upload bodies (S3 PUTs, OSS PutObject and UploadPart) being received at once,
+    /// each from its first byte to its last: how parallel a client's uploads really were.
+    public var peakBodiesInFlight: Int = 0
     /// Storage requests by outcome: `ok`, an S3/OSS error code, or
     /// `fault-503`/`fault-500`/`fault-reset`/`fault-hang`.
     public var putsByOutcome: [String: Int] = [:]

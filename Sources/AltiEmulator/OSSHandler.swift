@@ -225,7 +225,7 @@ struct OSSHandler: Sendable {
         if let length = incoming.contentLength, length > limit { return .failure(Self.entityTooLarge) }
         let bytes: [UInt8]
         do {
-            bytes = try await readBody(incoming, limit: limit, mode: bodyMode)
+            bytes = try await readBody(incoming, limit: limit, mode: bodyMode, counting: state)
         } catch BodyReadError.tooLarge {
             return .failure(Self.entityTooLarge)
         }

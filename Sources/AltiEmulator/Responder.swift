@@ -91,18 +91,6 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     private func storageResponse(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
-        await state.storageRequestBegan()
-        do {
-            let response = try await faultedStorageResponse(incoming, s3: isS3)
-            await state.storageRequestEnded()
-            return response
-        } catch {
-            await state.storageRequestEnded()
-            throw error
-        }
-    }
-
-    private func faultedStorageResponse(_ incoming: IncomingRequest, s3 isS3: Bool) async throws -> Response {
         let (action, latency) = await state.decideFault(.put)
         await sleep(milliseconds: latency)
         var mode = BodyMode.normal

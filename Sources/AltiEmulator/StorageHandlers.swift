@@ -73,7 +73,7 @@ struct S3PutHandler: Sendable {
         let key = "s3/" + SigningEncoding.percentDecode(String(incoming.rawPath.dropFirst(S3Paths.prefix.count)))
         let bytes: [UInt8]
         do {
-            bytes = try await readBody(incoming, limit: state.configuration.maxObjectSize, mode: bodyMode)
+            bytes = try await readBody(incoming, limit: state.configuration.maxObjectSize, mode: bodyMode, counting: state)
         } catch BodyReadError.tooLarge {
             return await refuse(SigningRejection(
                 status: 400, code: "EntityTooLarge", message: "Your proposed upload exceeds the maximum allowed size"))
