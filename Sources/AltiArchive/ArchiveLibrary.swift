@@ -93,6 +93,26 @@ public final class ArchiveReader {
     public let path: String
     private var current: ArchiveMember?
     private var index = -1
+    /// The raw archive bytes the current member has consumed since its header, and the bytes it
+    /// has produced: their ratio is what `read` judges. `rawPosition` is where the file was last.
+    private var consumed: Int64 = 0
+    private var produced: Int64 = 0
+    private var rawPosition: Int64 = 0
+    /// The current member's refusal, thrown again on every further read of it.
+    private var refusal: ArchiveError?
+
+    /// No survey image compresses anywhere near this well: a JPEG is already compressed, and a
+    /// sensor's noise keeps even an uncompressed 16-bit TIFF to a few times. A member that inflates
+    /// more is taken for a zip bomb and refused mid-read. libarchive gives no member's compressed
+    /// size (an entry has only its uncompressed `size`), so the ratio is measured as it is read.
+    public static let largestRatio: Int64 = 200
+    /// Output below this is never judged, so small members and headers that compress well never
+    /// trip the ratio. A deflate bomb (about 1000 times) is stopped after some 16 MiB of output.
+    public static let ratioFloor: Int64 = 8 << 20
+    /// libarchive reads the file in blocks of this size, and a decompressor takes its input a
+    /// block at a time: a member's first bytes may be consumed before its header is. One block is
+    /// added to what a member consumed, so read-ahead never makes a ratio.
+    static let blockSize = 64 << 10
 
     public init(path: String) throws(ArchiveError) {
         guard let handle = archive_read_new() else {
@@ -103,7 +123,7 @@ public final class ArchiveReader {
         archive_read_support_filter_all(handle)
         archive_read_support_format_all(handle)
         ArchiveLibrary.openCounter.increment(path)
-        if archive_read_open_filename(handle, path, 64 << 10) != ARCHIVE_OK {
+        if archive_read_open_filename(handle, path, Self.blockSize) != ARCHIVE_OK {
             let message = Self.errorText(handle)
             archive_read_free(handle)
             throw ArchiveError(archive: path, message: message)
@@ -134,6 +154,13 @@ public final class ArchiveReader {
             throw ArchiveError(archive: path, member: current?.path, message: Self.errorText(handle))
         }
         index += 1
+        // -1: the last filter, the file itself; a stream-compressed archive is judged on its
+        // compressed bytes. Reaching the next member of such a stream still inflates what is
+        // left of a refused one (libarchive skips by reading); nothing of it is kept.
+        rawPosition = archive_filter_bytes(handle, -1)
+        consumed = 0
+        produced = 0
+        refusal = nil
         // UTF-8 first (zip's UTF-8 flag, pax headers): in the C locale a process starts in, the
         // locale form of a non-ASCII name is unavailable. The raw bytes otherwise (escaped later).
         var raw: [UInt8] = []
@@ -162,12 +189,25 @@ public final class ArchiveReader {
         return member
     }
 
-    /// Reads the current member's bytes; 0 at its end. Corrupt data, a wrong password or a
-    /// truncated archive throws, naming the member.
+    /// Reads the current member's bytes; 0 at its end. Corrupt data, a wrong password, a
+    /// truncated archive or a member inflating beyond `largestRatio` throws, naming the member.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
+        if let refusal { throw refusal }
         let n = archive_read_data(handle, buffer.baseAddress, buffer.count)
         if n < 0 {
             throw ArchiveError(archive: path, member: current?.path, message: Self.errorText(handle))
+        }
+        // Only forward moves count: 7z reads its header at the file's end, then seeks back to
+        // the first member's data.
+        let now = archive_filter_bytes(handle, -1)
+        consumed += max(0, now - rawPosition)
+        rawPosition = now
+        produced += Int64(n)
+        if produced > Self.ratioFloor, produced > Self.largestRatio * (consumed + Int64(Self.blockSize)) {
+            let error = ArchiveError(archive: path, member: current?.path, message:
+                "refused: it inflates more than \(Self.largestRatio) times (a zip bomb?); not inflated further")
+            refusal = error
+            throw error
         }
         return n
     }

@@ -198,6 +198,34 @@ import Testing
         #expect(open.entries.map(\.verdict) == [.ok])
     }
 
+    @Test func aMemberThatInflatesLikeABombIsRefusedMidReadAndTheRestGoesOn() async throws {
+        let tree = try TempTree("archives-bomb")
+        defer { tree.remove() }
+        // A real JPEG header, then 40 MiB of zeros, which deflate and gzip shrink about 1000 times.
+        let head = try Data(contentsOf: URL(fileURLWithPath: CommandContextTests.sample(1))).prefix(64 << 10)
+        let bomb = try tree.write("bomb.jpg", [UInt8](head))
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: bomb))
+        try out.seekToEnd()
+        for _ in 0..<40 { try out.write(contentsOf: Data(count: 1 << 20)) }
+        try out.close()
+        for format in [ArchiveWriter.Format.zip, .tarGzip] {
+            let path = tree.path("survey.\(format.rawValue)")
+            try ArchiveWriter.write(path, format: format, members: [("DCIM/DJI_0001.JPG", bomb),
+                                                                    ("DCIM/DJI_0002.JPG", CommandContextTests.sample(2))])
+            let result = await CommandContextTests.run(["scan", path, "--json"])
+            // An image was read, so the scan succeeds (74 is only for a scan that read nothing).
+            #expect(result.code == 0, "\(format): \(result.out) \(result.err)")
+            let manifest = try ManifestStore.decode(Data(contentsOf: URL(fileURLWithPath: path + ".alti.json")), file: path)
+            let refused = try #require(manifest.entries.first { $0.path == "DCIM/DJI_0001.JPG" })
+            let detail = refused.detail ?? ""
+            #expect(refused.verdict == .unreadable && refused.sha1 == nil, "\(format): \(refused.verdict)")
+            #expect(detail.contains("refused: it inflates more than 200 times"), "\(format): \(detail)")
+            let normal = try #require(manifest.entries.first { $0.path == "DCIM/DJI_0002.JPG" })
+            #expect(normal.verdict == .ok && normal.sha1 != nil, "\(format)")
+            #expect(try ManifestSchema.errors([path + ".alti.json"]) == [])
+        }
+    }
+
     @Test func aFileThatIsNoArchiveIsRefusedAndAMemberNameIsRecordedSafely() async throws {
         let tree = try TempTree("archives-bad")
         defer { tree.remove() }

@@ -99,7 +99,9 @@ public struct ArchiveTree: SourceTree {
                         continue
                     }
                     if let size = member.size, size > Self.largestImage {
-                        // A zip bomb declares what it will inflate to: refused before any byte is.
+                        // A zip bomb declares what it will inflate to: refused before any byte is. One
+                        // that declares less, or nothing, is stopped by its ratio as it is read
+                        // (`ArchiveReader.largestRatio`).
                         result.unreadableMembers.append(PathProblem(
                             path: member.path, detail: "refused: it declares \(size) bytes, more than any image (\(Self.largestImage)); not inflated"))
                         continue
@@ -436,7 +438,7 @@ final class ArchiveMemberFile: ReadableFile {
             position += Int64(n)
             return n
         } catch {
-            throw OSError(EIO, "read member")
+            throw OSError(EIO, "read member (\(error.message))")
         }
     }
 
