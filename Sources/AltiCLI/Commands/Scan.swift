@@ -80,6 +80,12 @@ struct Scan: AsyncParsableCommand {
                 ?? dead.unreadableOtherFiles.first.map { "\($0.path): \($0.detail)" } ?? ""
             throw AltiError(.ioError, "no file under \(dead.root) could be read (\(first))")
         }
+        // As sync does: a script can tell "every file is a usable image" from "the usable ones are
+        // recorded, some are not" (damaged, encrypted or refused members, unreadable files), which
+        // the summary names.
+        if reports.contains(where: { !$0.problems.isEmpty || !$0.unreadableOtherFiles.isEmpty }) {
+            throw ExitCode(AltiError(.unusableFiles, "").exitCode)
+        }
     }
 }
 
