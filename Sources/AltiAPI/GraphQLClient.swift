@@ -82,7 +82,7 @@ public struct GraphQLClient: Sendable {
 
         let metrics = self.metrics
         do {
-            return try await retry.run(sleep: sleep, onRetry: { metrics.countAPIRetry() }) { _ in
+            return try await retry.run(sleep: sleep, onRetry: { metrics.countAPIRetry() }) { number in
                 let status: Int
                 let responseBody: [UInt8]
                 do {
@@ -92,6 +92,13 @@ public struct GraphQLClient: Sendable {
                     throw error
                 } catch let error as AltiError {
                     throw error
+                } catch let error as HTTPTransportError where error.kind == .cannotResolve || error.kind == .cannotConnect {
+                    // No network (DNS fails, nothing answers): say so within a few seconds, not
+                    // after the whole retry budget. A mid-run blip gets two more quick tries.
+                    if number >= Self.offlineAttempts - 1 {
+                        throw AltiError(.unavailable, "offline: cannot reach \(credentials.origin) (\(error.message))")
+                    }
+                    return .retry(because: "\(error.kind.rawValue): \(error.message)")
                 } catch let error as HTTPTransportError where !error.isTransient {
                     // A TLS failure or a malformed request will not heal with a retry.
                     throw AltiError(
@@ -110,6 +117,9 @@ public struct GraphQLClient: Sendable {
                     + "nothing recorded was lost: run the same command again when the network is back")
         }
     }
+
+    /// Tries of a request that finds no network at all (DNS failure, connection refused).
+    static let offlineAttempts = 3
 
     func decode(status: Int, body: [UInt8]) throws -> GraphQLResponse {
         guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(body)), case .object = json else {

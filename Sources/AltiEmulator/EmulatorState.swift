@@ -254,6 +254,22 @@ public actor EmulatorState {
         images(ofProject: projectID).first { $0.checksum == checksum }
     }
 
+    /// Deletes images from a project with their stored objects, as a user does in the web app
+    /// (tests of "the server's truth wins"); returns how many were removed.
+    @discardableResult
+    public func deleteImages(projectID: String, imageIDs: [String]? = nil) -> Int {
+        guard var project = projects[projectID] else { return 0 }
+        let doomed = Set(imageIDs ?? project.imageIDs).intersection(project.imageIDs)
+        for (key, id) in objectIndex where doomed.contains(id) {
+            objectIndex[key] = nil
+            objects[key] = nil
+        }
+        for id in doomed { images[id] = nil }
+        project.imageIDs.removeAll { doomed.contains($0) }
+        projects[projectID] = project
+        return doomed.count
+    }
+
     /// Registers an image (uploadImageS3/OSS). A checksum the project already has returns the same
     /// image; a non-Ready one is reset to Pending.
     func register(projectID: String, cloud: StorageCloud, bucket: String, clientFilename: String,

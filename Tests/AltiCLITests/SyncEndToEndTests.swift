@@ -113,9 +113,25 @@ import Testing
             #expect(after.puts == before.puts)
             #expect(after.registrations == before.registrations)
             #expect(after.graphqlRequests - before.graphqlRequests <= 2 + 3)
+            // The server's truth: every image the manifest holds as Ready is checked again.
+            #expect(after.count("hasImage") - before.count("hasImage") == 150)
             let report = try Self.json(second)
             #expect(report["filesHashed"] as? Int == 0)
             #expect((report["ready"] as? [String])?.count == 150)
+            #expect((report["lostOnServer"] as? [String])?.isEmpty == true)
+
+            // Five images deleted in the web app: the next plain sync notices and sends them again.
+            let deleted = Array(serverImages.prefix(5))
+            #expect(await emu.state.deleteImages(projectID: Self.project, imageIDs: deleted.map(\.id)) == 5)
+            let third = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"], Self.env(emu))
+            #expect(third.exitCode == 0, "\(third.stderr)")
+            let final = await emu.state.stats()
+            #expect(final.puts - after.puts == 5)
+            #expect(final.imagesByState["Ready"] == 150)
+            let lost = try Self.json(third)["lostOnServer"] as? [String]
+            #expect(lost?.count == 5)
+            let text = try await Self.alti(["sync", tree.path, "--project", Self.project], Self.env(emu))
+            #expect(text.stdout.contains("the server had lost") == false)
         }
     }
 
@@ -411,11 +427,15 @@ import Testing
             let missing = try await Self.alti(["sync", tree.path("nope"), "--project", Self.project], Self.env(emu))
             #expect(missing.exitCode == 66)
 
-            // Nothing listens on port 9 of loopback: unreachable, exit 69, and the scan is kept.
+            // Nothing listens on port 9 of loopback: offline, exit 69 (within three quick tries, the
+            // default budget kept), one line with what is left, and the scan is kept.
             let offline = try await Self.alti(["sync", tree.path, "--project", Self.project],
-                                              Self.env(emu, ["ALTI_ENDPOINT": "http://127.0.0.1:9", "ALTI_RETRY_ATTEMPTS": "2"]))
+                                              Self.env(emu, ["ALTI_ENDPOINT": "http://127.0.0.1:9"]))
             #expect(offline.exitCode == 69, "\(offline.stderr)")
             #expect(offline.stderr.split(separator: "\n").count == 1)
+            #expect(offline.stderr.hasPrefix("alti: offline: cannot reach http://127.0.0.1:9"), "\(offline.stderr)")
+            #expect(offline.stderr.contains("; 24 images (") && offline.stderr.contains(" still to send: run alti sync again when online"),
+                    "\(offline.stderr)")
             #expect(try Self.manifest(tree).entries.count == 24)
 
             // A corrupt manifest is refused and left as it was.

@@ -59,14 +59,5 @@ enum ScanRenderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func bytes(_ n: Int64) -> String {
-        let units = ["bytes", "KB", "MB", "GB", "TB"]
-        var value = Double(n)
-        var unit = 0
-        while value >= 1000, unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        return unit == 0 ? "\(n) bytes" : String(format: "%.1f %@", value, units[unit])
-    }
+    static func bytes(_ n: Int64) -> String { ByteCount.text(n) }
 }

@@ -70,6 +70,9 @@ enum SyncRenderer {
             lines.append("  offline: \(s.offlineReason ?? "the server could not be reached"); this plan is based on the manifest only")
         }
         lines.append("  on the server already: \(r.total - r.toSend.count) · to send: \(count(r.toSend.count, "image")), \(ScanRenderer.bytes(r.bytesToSend))")
+        if !r.lostOnServer.isEmpty {
+            lines.append("  the server had lost \(count(r.lostOnServer.count, "image")) the manifest held as Ready (deleted in the web app?): \(s.dryRun ? "they would be sent" : "sending them") again")
+        }
         if s.dryRun {
             for sha1 in r.toSend.prefix(listedLines) { lines.append("    would send \(relative(s, sha1))") }
             if r.toSend.count > listedLines { lines.append("    ... and \(r.toSend.count - listedLines) more") }
@@ -150,6 +153,8 @@ enum SyncRenderer {
         var manifests: [String]
         var images: Int
         var alreadyReady: Int
+        /// Held as Ready by the manifest, gone from the server: sent again.
+        var lostOnServer: [String]
         var toSend: [String]
         var bytesToSend: Int64
         var ready: [String]
@@ -182,7 +187,7 @@ enum SyncRenderer {
             endpoint: s.endpoint, project: s.project?.id, projectName: s.project?.name,
             cloud: s.cloud.isEmpty ? nil : s.cloud, bucket: s.bucket.isEmpty ? nil : s.bucket,
             dryRun: s.dryRun, offline: s.offlinePlan, phase: r.phase.rawValue, exitCode: exitCode(s) ?? 0, manifests: s.manifests,
-            images: r.total, alreadyReady: r.alreadyReady, toSend: r.toSend.map(path), bytesToSend: r.bytesToSend,
+            images: r.total, alreadyReady: r.alreadyReady, lostOnServer: r.lostOnServer.map(path).sorted(), toSend: r.toSend.map(path), bytesToSend: r.bytesToSend,
             ready: r.ready.map(path).sorted(),
             invalid: Dictionary(uniqueKeysWithValues: r.invalid.map { (path($0.key), $0.value) }),
             processing: r.processing.map(path).sorted(),

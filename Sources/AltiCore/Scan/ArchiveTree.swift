@@ -140,6 +140,10 @@ public struct ArchiveTree: SourceTree {
     }
 
     public func displayPath(_ path: String) -> String { "\(root):\(path)" }
+
+    public func willUpload(_ paths: [String]) {
+        if isStreaming { cursor.expect(paths) }
+    }
 }
 
 /// The member a one-pass scan is at, as the inspector's `FileReading`: `open` hands out the
@@ -212,21 +216,48 @@ final class ArchiveCursor: @unchecked Sendable {
     var position: Int64 = 0
     var atEnd = false
 
-    /// Waits for the cursor; when several wait, the next member from the cursor on goes first
-    /// (the one it is in, if its reading was not finished), else the lowest (the cursor starts over).
+    /// Member indexes a sync will still ask for (`ArchiveTree.willUpload`), not yet served.
+    private var expected: Set<Int> = []
+    /// How long a free cursor waits for the next expected member before serving a later one
+    /// (whose skipped predecessor will then cost a read from the archive's start).
+    static let grace: TimeInterval = 1
+
+    func expect(_ paths: [String]) {
+        condition.lock()
+        expected = Set(paths.compactMap { order[$0] })
+        condition.unlock()
+    }
+
+    /// Waits for the cursor. Served first: the next expected member from the cursor on, when
+    /// it is waiting (the one the cursor is in, if its reading was not finished); if it is not
+    /// waiting yet, the others wait for it up to `grace`; then the nearest waiting member ahead,
+    /// else the lowest (the cursor starts over).
     func acquire(_ path: String) {
         condition.lock()
         let mine = order[path] ?? Int.max
         waiting.append(mine)
-        while busy || next() != mine { condition.wait() }
+        var deadline: Date?
+        while true {
+            if !busy, let chosen = next(deadline: &deadline), chosen == mine { break }
+            if let deadline { _ = condition.wait(until: deadline) } else { condition.wait() }
+        }
         waiting.remove(at: waiting.firstIndex(of: mine)!)
+        expected.remove(mine)
         busy = true
         condition.unlock()
     }
 
-    private func next() -> Int? {
+    /// The waiter to serve now; nil while the expected next member is awaited (`deadline` set).
+    private func next(deadline: inout Date?) -> Int? {
         let here = at.map { $0.index + (atEnd ? 1 : 0) } ?? -1
-        return waiting.filter { $0 >= here }.min() ?? waiting.min()
+        let best = waiting.filter { $0 >= here }.min() ?? waiting.min()
+        if let due = expected.filter({ $0 >= here }).min(), due != best, best.map({ $0 > due }) ?? false {
+            let limit = deadline ?? Date().addingTimeInterval(Self.grace)
+            deadline = limit
+            if Date() < limit { return nil }
+            expected.remove(due)  // it did not come: do not wait for it again
+        }
+        return best
     }
 
     func release() {
@@ -256,7 +287,7 @@ final class CursorMemberFile: ReadableFile {
         tree.cursor.acquire(path)
         holding = true
         do {
-            member = try Self.move(tree.cursor, archive: tree.root, to: path, fromStart: false)
+            member = try Self.move(tree.cursor, archive: tree.root, to: path, index: tree.cursor.order[path], restart: false)
             try takeTailIfItFits()
         } catch {
             tree.cursor.release()
@@ -273,12 +304,16 @@ final class CursorMemberFile: ReadableFile {
         cursor.release()
     }
 
-    /// Moves the cursor to the start of `path`'s bytes, or leaves it where it is inside them.
-    static func move(_ cursor: ArchiveCursor, archive: String, to path: String, fromStart: Bool) throws(OSError) -> ArchiveMember {
-        if !fromStart, cursor.reader != nil, let at = cursor.at, at.path == path, !cursor.atEnd { return at }
+    /// Moves the cursor to the start of `path`'s bytes (member `index`, when known), or leaves it
+    /// where it is inside them unless `restart`. A member known to be behind the cursor is reached
+    /// from the archive's start at once, not after reading on to the end first.
+    static func move(_ cursor: ArchiveCursor, archive: String, to path: String, index: Int?,
+                     restart: Bool) throws(OSError) -> ArchiveMember {
+        if !restart, cursor.reader != nil, let at = cursor.at, at.path == path, !cursor.atEnd { return at }
+        let behind = restart || index.map { (cursor.at?.index ?? -1) >= $0 } ?? false
         do {
             for pass in 0..<2 {
-                if pass == 1 || fromStart || cursor.reader == nil {
+                if pass == 1 || behind || cursor.reader == nil {
                     cursor.reader = try ArchiveReader(path: archive)
                     cursor.at = nil
                 }
@@ -289,6 +324,7 @@ final class CursorMemberFile: ReadableFile {
                     if member.path == path, member.kind == .regular { return member }
                 }
                 cursor.reader = nil  // at the end: the member is behind us
+                if behind { break }
             }
         } catch {
             cursor.reader = nil
@@ -340,8 +376,7 @@ final class CursorMemberFile: ReadableFile {
         let inMember = cursor.reader != nil && cursor.at?.path == member.path && !cursor.atEnd
         if !inMember || offset < cursor.position {
             // Forward to the member, or from the archive's start when the cursor is at or past it.
-            let passed = (cursor.at?.index ?? -1) >= member.index
-            _ = try Self.move(cursor, archive: tree.root, to: member.path, fromStart: passed && cursor.reader != nil)
+            _ = try Self.move(cursor, archive: tree.root, to: member.path, index: member.index, restart: inMember)
         }
         if offset > cursor.position {
             _ = try forwardRead(at: offset, count: 0, position: { self.cursor.position }, read: readCursor(into:))
@@ -363,17 +398,27 @@ final class CursorMemberFile: ReadableFile {
         try Self.fill(count: count) { filled, into throws(OSError) in try read(at: offset + Int64(filled), into: into) }
     }
 
-    /// Up to `count` bytes from `read(filled, buffer)` calls until it returns 0.
+    /// Up to `count` bytes from `read(filled, buffer)` calls until it returns 0, read straight
+    /// into the array (no second buffer of that size: a tail is 8 MiB).
     static func fill(count: Int, _ read: (Int, UnsafeMutableRawBufferPointer) throws(OSError) -> Int) throws(OSError) -> [UInt8] {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
-        defer { buffer.deallocate() }
+        var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
-        while filled < count {
-            let n = try read(filled, UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<count]))
-            if n == 0 { break }
-            filled += n
+        var failure: OSError?
+        bytes.withUnsafeMutableBytes { raw in
+            while filled < count {
+                do throws(OSError) {
+                    let n = try read(filled, UnsafeMutableRawBufferPointer(rebasing: raw[filled..<count]))
+                    if n == 0 { break }
+                    filled += n
+                } catch {
+                    failure = error
+                    break
+                }
+            }
         }
-        return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+        if let failure { throw failure }
+        bytes.removeSubrange(filled...)
+        return bytes
     }
 
     func stat() throws(OSError) -> FileStat {

@@ -17,6 +17,14 @@ public protocol SourceTree: Sendable {
     func displayPath(_ path: String) -> String
     /// What the manifest records about the source itself.
     var source: Manifest.Source { get }
+    /// The entries a sync is about to upload, in the order it will open them: a tree that can
+    /// only be read forward (a tar.gz) serves them in that order instead of skipping one that
+    /// is a moment late (which would cost a read from the archive's start).
+    func willUpload(_ paths: [String])
+}
+
+extension SourceTree {
+    public func willUpload(_ paths: [String]) {}
 }
 
 /// A folder on disk: walked without following symlinks (`TreeWalker`), read through POSIX

@@ -62,6 +62,9 @@ public struct SyncReport: Sendable {
     public var failed: [String: String] = [:]
     public var notSent: [String] = []
     public var toSend: [String] = []
+    /// Held as Ready by the manifest, but no longer Ready on the server (deleted in the web app,
+    /// the project emptied): sent again.
+    public var lostOnServer: [String] = []
     public var bytesToSend: Int64 = 0
     public var reconstruction: ReconstructionOutcome?
 
@@ -117,15 +120,19 @@ public struct SyncEngine: Sendable {
 
     func sync(items: [SyncItem], project: String, storage: @Sendable () async throws -> any ImageStorage,
               report: inout SyncReport) async throws {
-        // 1. Diff: ask hasImage for everything the manifest does not already hold as Ready.
+        // 1. Diff: ask hasImage for every image, those the manifest holds as Ready included: the
+        //    server's truth wins (images deleted in the web app, a project emptied are noticed
+        //    and sent again). Batched, 100 per request: a no-change re-run costs ceil(N/100).
         await recorder.setPhase(.checking)
-        let unknown = SyncPlan(items: items, facts: await recorder.facts)
-        let toCheck = unknown.waiting + unknown.toSend
-        report.alreadyReady = unknown.done.count
-        try await lookUp(toCheck.map(\.sha1), project: project)
+        let recorded = SyncPlan(items: items, facts: await recorder.facts)
+        try await lookUp(items.map(\.sha1), project: project)
 
         // 2. Plan: Ready is done, Uploaded is being processed, Pending/Invalid/absent are sent.
-        let plan = SyncPlan(items: toCheck, facts: await recorder.facts)
+        let plan = SyncPlan(items: items, facts: await recorder.facts)
+        let stillDone = Set(plan.done.map(\.sha1))
+        report.alreadyReady = recorded.done.filter { stillDone.contains($0.sha1) }.count
+        report.lostOnServer = recorded.done.filter { !stillDone.contains($0.sha1) }.map(\.sha1)
+        let toCheck = plan.waiting + plan.toSend
         report.toSend = plan.toSend.map(\.sha1)
         report.bytesToSend = plan.bytesToSend
         await recorder.setPlan(images: plan.toSend.count, bytes: plan.bytesToSend)
@@ -135,6 +142,9 @@ public struct SyncEngine: Sendable {
         if !plan.toSend.isEmpty {
             let chosen = try await storage()
             await recorder.setPhase(.uploading)
+            for (_, group) in Dictionary(grouping: plan.toSend, by: { $0.source.tree.root }) {
+                group[0].source.tree.willUpload(group.map(\.source.path))
+            }
             try await upload(plan.toSend, project: project, storage: chosen)
         }
 

@@ -74,9 +74,13 @@ public struct SyncService: Sendable {
         let project: RemoteProject
         do {
             project = try await catalog.project(request.project)
-        } catch let error as AltiError where error.kind == .unavailable && request.options.dryRun {
-            return Self.offlinePlan(sessions, request: request, endpoint: endpoint, metrics: metrics, started: started,
-                                    reason: "the server could not be reached")
+        } catch let error as AltiError where error.kind == .unavailable {
+            if request.options.dryRun {
+                return Self.offlinePlan(sessions, request: request, endpoint: endpoint, metrics: metrics, started: started,
+                                        reason: "the server could not be reached")
+            }
+            let (items, facts) = ManifestSession.items(of: sessions)
+            throw Self.offline(error, left: SyncPlan(items: items, facts: facts))
         }
         for session in sessions { try session.checkBinding(endpoint: endpoint, projectID: project.id) }
         // Bind before the first journal event: a journal is then always about the manifest's own
@@ -106,6 +110,9 @@ public struct SyncService: Sendable {
             // what it learnt goes into the manifests before the error is reported.
             await recorder.finish()
             _ = try? await writeBack(sessions, choice: choice)
+            if let lost = error as? AltiError, lost.kind == .unavailable {
+                throw Self.offline(lost, left: SyncPlan(items: items, facts: await recorder.facts))
+            }
             throw error
         }
         await recorder.finish()
@@ -117,6 +124,16 @@ public struct SyncService: Sendable {
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// The one line a sync that found no network ends with: why, and what is left to send (the
+    /// images not on the server per the manifests; what the run learnt is already saved).
+    static func offline(_ error: AltiError, left plan: SyncPlan) -> AltiError {
+        let cause = error.message.hasPrefix("offline") ? error.message : "offline: \(error.message)"
+        let left = plan.toSend.count == 1 ? "1 image" : "\(plan.toSend.count) images"
+        // The cause may already say what to do (sign in to a Wi-Fi portal, run again).
+        let advice = cause.contains(" again") ? "" : ": run alti sync again when online (nothing recorded was lost)"
+        return AltiError(.unavailable, "\(cause); \(left) (\(ByteCount.text(plan.bytesToSend))) still to send\(advice)")
     }
 
     /// Starts the reconstruction unless the project already has a task: a re-run of the same
