@@ -28,6 +28,8 @@ public struct AltiCommand: AsyncParsableCommand {
     static func execute(_ arguments: [String], context: CommandContext = .current) async -> Int32 {
         await CommandContext.$current.withValue(context) {
             do {
+                // A bare --keep-trying (no =DURATION): ArgumentParser has no optional-value option.
+                let arguments = arguments.map { $0 == "--keep-trying" ? "--keep-trying=always" : $0 }
                 if let mistake = ArgumentCheck.check(arguments) { throw mistake }
                 var command = try parseAsRoot(arguments)
                 if var asyncCommand = command as? any AsyncParsableCommand {

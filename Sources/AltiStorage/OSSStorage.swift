@@ -196,7 +196,7 @@ public struct OSSStorage: ImageStorage {
                 return .finished(.refused(.failed(reason: "the store refused \(source.displayPath): \(code) \(message)")))
             }
         } catch let exhausted as RetriesExhausted {
-            return .refused(.failed(
+            return .refused(.unreachable(
                 reason: "upload of \(source.displayPath) failed after \(exhausted.attempts) tries (\(exhausted.lastProblem)); run again to resume"))
         }
     }

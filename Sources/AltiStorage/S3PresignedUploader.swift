@@ -40,7 +40,7 @@ public struct S3PresignedUploader: Sendable {
                 try await attempt(request, source: source, progress: progress)
             }
         } catch let exhausted as RetriesExhausted {
-            return .failed(reason: "upload of \(source.displayPath) failed after \(exhausted.attempts) tries (\(exhausted.lastProblem)); run again to resume")
+            return .unreachable(reason: "upload of \(source.displayPath) failed after \(exhausted.attempts) tries (\(exhausted.lastProblem)); run again to resume")
         }
     }
 

@@ -449,6 +449,48 @@ import Testing
         }
     }
 
+    /// `--keep-trying`: the server goes away in the middle of the uploads and comes back (its
+    /// state kept on disk); the same run waits, probes, resumes and ends with every image Ready,
+    /// nothing stored twice. Without it the run stops as offline (the test above).
+    @Test func keepTryingFinishesOneRunAcrossAServerOutage() async throws {
+        let tree = try Self.survey()
+        defer { tree.remove() }
+        let data = try TempTree("keep-trying-data")
+        defer { data.remove() }
+        var config = testEmulatorConfiguration()
+        config.dataDirectory = data.path
+        config.faults.put.latencyMilliseconds = 150
+        var port = 0
+        var launched: (Process, Pipe, Pipe)?
+        var storedBefore: [String: Int] = [:]
+        try await withEmulator(config) { emu in
+            port = emu.port
+            launched = try Self.launch(["sync", tree.path, "--project", Self.project, "--keep-trying=2m", "--transfers", "2"],
+                                       Self.env(emu, ["ALTI_KEEP_TRYING_BASE_MS": "300"]))
+            try await Self.waitForStoredPuts(4, emu)
+            storedBefore = await emu.state.stats().putsByImage
+        }  // the server goes away mid-run
+        let (process, _, err) = try #require(launched)
+        try await Task.sleep(for: .seconds(3))
+        #expect(process.isRunning, "alti gave up while the server was away")
+        config.port = port
+        config.faults = FaultSettings()
+        try await withEmulator(config) { emu in
+            for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationStatus == 0, "\(stderr)")
+            #expect(stderr.contains("waiting for the link (offline: cannot reach"), "\(stderr)")
+            let stats = await emu.state.stats()
+            #expect(stats.imagesByState["Ready"] == 24)
+            // Stored before the outage or after it, never both.
+            #expect(Set(storedBefore.keys).isDisjoint(with: stats.putsByImage.keys))
+            #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
+            #expect(try Self.manifest(tree).entries.allSatisfy { $0.server?.state == .ready })
+        }
+    }
+
     @Test func dryRunChangesNothingAndWorksOffline() async throws {
         let tree = try Self.survey()
         defer { tree.remove() }

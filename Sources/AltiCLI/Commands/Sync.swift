@@ -10,7 +10,7 @@ struct Sync: AsyncParsableCommand {
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
         usage: """
             alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
-                      [--dry-run] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
+                      [--dry-run] [--keep-trying[=<duration>]] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
             """,
         discussion: """
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
@@ -64,6 +64,36 @@ struct Sync: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Manifest file to use instead of PATH/.alti/manifest.json (one PATH only).", valueName: "file"))
     var manifest: String?
 
+    /// A bare `--keep-trying` arrives as `--keep-trying=always` (`AltiCommand.normalise`):
+    /// ArgumentParser has no option with an optional value.
+    @Option(name: .customLong("keep-trying"), help: ArgumentHelp(
+        "When the link drops or the server is unreachable, wait and resume (5 s up to 5 min between tries) until every image is Ready, or for at most DURATION (90s, 30m, 2h, 1h30m). Written --keep-trying or --keep-trying=DURATION.",
+        valueName: "duration"))
+    var keepTrying: String?
+
+    /// `--keep-trying`'s limit: nil for "until done"; throws on a malformed duration.
+    static func keepTryingLimit(_ text: String) throws -> Duration? {
+        if text == "always" { return nil }
+        if let seconds = Double(text), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
+        var total = 0.0
+        var number = ""
+        for character in text {
+            if character.isNumber || character == "." {
+                number.append(character)
+                continue
+            }
+            guard let value = Double(number), let unit = ["h": 3600.0, "m": 60.0, "s": 1.0][String(character)] else {
+                throw ValidationError("--keep-trying=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
+            }
+            total += value * unit
+            number = ""
+        }
+        guard number.isEmpty, total > 0 else {
+            throw ValidationError("--keep-trying=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
+        }
+        return .milliseconds(Int64(total * 1000))
+    }
+
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one folder to sync") }
         if project.isEmpty { throw ValidationError("--project must not be empty") }
@@ -71,6 +101,10 @@ struct Sync: AsyncParsableCommand {
         if let wait, wait < 0 { throw ValidationError("--wait must be 0 or more seconds") }
         if startReconstruction, startAnyway { throw ValidationError("--start-reconstruction and --start-anyway exclude each other") }
         if manifest != nil, paths.count > 1 { throw ValidationError("--manifest names one file, so it takes exactly one PATH") }
+        if let keepTrying {
+            _ = try Self.keepTryingLimit(keepTrying)
+            if dryRun { throw ValidationError("--keep-trying and --dry-run exclude each other (a plan sends nothing)") }
+        }
         if let cloud, !AltizureStorageFactory.clouds.contains(cloud.uppercased()) {
             throw ValidationError("--cloud \(cloud) is not supported; use s3 or oss")
         }
@@ -87,6 +121,12 @@ struct Sync: AsyncParsableCommand {
         request.startAnyway = startAnyway
         request.hashJobs = hashing.hashJobs ?? ScanService.defaultJobs
         request.readArchives = !hashing.noArchives
+        if let keepTrying { request.keepTrying = KeepTrying(limit: try? Self.keepTryingLimit(keepTrying)) }
+        if let ms = CommandContext.current.environment["ALTI_KEEP_TRYING_BASE_MS"].flatMap(Int64.init), ms > 0 {
+            // Tests shorten the waits; the shape stays the same.
+            request.keepTrying?.firstDelay = .milliseconds(ms)
+            request.keepTrying?.maxDelay = .milliseconds(ms * 8)
+        }
         return request
     }
 
@@ -114,6 +154,8 @@ struct Sync: AsyncParsableCommand {
         if let scanLine { service.scanProgress = { scanLine.update($0) } }
         let display = format == .text ? SyncProgressDisplay(isTerminal: context.standardErrorIsTerminal, write: context.standardError) : nil
         if let display { service.onRecorder = { await display.start($0) } }
+        let notice = context.standardError
+        service.onWaiting = { notice($0 + "\n") }
 
         let request = self.request
         let work = Task { try await service.run(request) }

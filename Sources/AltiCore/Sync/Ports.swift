@@ -151,8 +151,11 @@ public enum TransferOutcome: Sendable, Equatable {
     /// The grant will never work again (a refused or expired signed URL, a credential refused
     /// after its renewal): register again for a fresh one.
     case grantRejected(code: String, message: String)
-    /// A permanent refusal, the source changed or unreadable, or retries exhausted.
+    /// A permanent refusal, or the source changed or unreadable.
     case failed(reason: String)
+    /// Every retry met a network problem (lost connections, timeouts, 5xx): worth another go
+    /// once the link is back (`--keep-trying` waits for it).
+    case unreachable(reason: String)
 }
 
 /// The bytes of one image: a file under a source tree (later, an archive member), opened anew

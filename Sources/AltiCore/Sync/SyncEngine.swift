@@ -282,6 +282,10 @@ public struct SyncEngine: Sendable {
                 await recorder.countGrantRefresh(sha1: ticket.item.sha1)
                 guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
                 ticket = renewed
+            case .unreachable(let reason):
+                await recorder.countTransfer(bytesStored: 0)
+                try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason, transient: true))
+                return
             case .failed(let reason):
                 await recorder.countTransfer(bytesStored: 0)
                 // A source that changed under us is hashed again by the next run, whatever its stat says.

@@ -42,14 +42,17 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     /// A failure because the source no longer holds the bytes scanned: the entries with this
     /// checksum lose their hash cache, so the next scan reads them again.
     public var rehash: Bool?
+    /// A failure of the network, not of the image: another run (or `--keep-trying`) may mend it.
+    public var transient: Bool?
 
     public init(
         _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
         bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil,
         cloud: String? = nil, uploadID: String? = nil, key: String? = nil, partSize: Int64? = nil,
-        part: MultipartUpload.Part? = nil, rehash: Bool? = nil
+        part: MultipartUpload.Part? = nil, rehash: Bool? = nil, transient: Bool? = nil
     ) {
         self.rehash = rehash
+        self.transient = transient
         self.cloud = cloud
         self.uploadID = uploadID
         self.key = key

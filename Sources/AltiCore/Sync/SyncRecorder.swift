@@ -23,6 +23,8 @@ public enum SyncEvent: Sendable, Equatable {
 public actor SyncRecorder {
     public private(set) var facts: [String: ServerFacts]
     public private(set) var failures: [String: String] = [:]
+    /// Failures of the network rather than of the image (`JournalEvent.transient`).
+    public private(set) var transientFailures: Set<String> = []
     public nonisolated let metrics: SyncMetrics
     let journals: [SyncJournal]
     private var subscribers: [UUID: AsyncStream<SyncEvent>.Continuation] = [:]
@@ -65,11 +67,16 @@ public actor SyncRecorder {
         for event in events {
             facts[event.sha1, default: ServerFacts()].apply(event)
             switch event.kind {
-            case .failed: failures[event.sha1] = event.reason ?? "failed"
+            case .failed:
+                failures[event.sha1] = event.reason ?? "failed"
+                if event.transient == true { transientFailures.insert(event.sha1) } else { transientFailures.remove(event.sha1) }
             case .registered:
                 metrics.update { $0.registrations += 1 }
                 failures[event.sha1] = nil
-            case .stored: failures[event.sha1] = nil
+                transientFailures.remove(event.sha1)
+            case .stored:
+                failures[event.sha1] = nil
+                transientFailures.remove(event.sha1)
             default: break
             }
             publish(.recorded(event))

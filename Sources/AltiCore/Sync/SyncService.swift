@@ -13,6 +13,8 @@ public struct SyncRequest: Sendable {
     public var hashJobs = ScanService.defaultJobs
     /// Read the archives found inside folders (zip, tar, ...) in place, as sources of their own.
     public var readArchives = true
+    /// `--keep-trying[=DURATION]`: wait out a dead link instead of stopping (nil: stop).
+    public var keepTrying: KeepTrying?
 
     public init(paths: [String], project: String, manifestOverride: String? = nil, cloud: String? = nil,
                 bucket: String? = nil, options: SyncOptions = SyncOptions()) {
@@ -22,6 +24,23 @@ public struct SyncRequest: Sendable {
         self.cloud = cloud
         self.bucket = bucket
         self.options = options
+    }
+}
+
+/// How `--keep-trying` waits for a link to come back: capped exponential backoff with jitter
+/// (5 s, 10 s, ... up to 5 min, each between half and all of that), a cheap probe (the project
+/// query) after each wait, and the whole run bounded by `limit` (nil: until every image is Ready).
+public struct KeepTrying: Sendable {
+    public var limit: Duration?
+    public var firstDelay: Duration = .seconds(5)
+    public var maxDelay: Duration = .seconds(300)
+
+    public init(limit: Duration?) { self.limit = limit }
+
+    /// The wait before probe number `attempt` (0-based).
+    func delay(_ attempt: Int, random: Double = Double.random(in: 0.5...1)) -> Duration {
+        let ceiling = min(maxDelay.seconds, firstDelay.seconds * pow(2, Double(min(attempt, 20))))
+        return .milliseconds(Int64(ceiling * random * 1000))
     }
 }
 
@@ -56,6 +75,9 @@ public struct SyncService: Sendable {
     public var scanProgress: (@Sendable (ScanProgress) -> Void)?
     /// Handed the recorder before the engine starts (displays subscribe to its events).
     public var onRecorder: (@Sendable (SyncRecorder) async -> Void)?
+    /// One line each time `--keep-trying` starts waiting for the link.
+    public var onWaiting: (@Sendable (String) -> Void)?
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
 
     public init(catalog: any RemoteCatalog, storages: any StorageFactory, endpoint: String, metrics: SyncMetrics) {
         self.catalog = catalog
@@ -71,16 +93,20 @@ public struct SyncService: Sendable {
         defer { for session in sessions { session.close() } }
 
         // 2. Resolve the project; refuse manifests bound elsewhere.
-        let project: RemoteProject
-        do {
-            project = try await catalog.project(request.project)
-        } catch let error as AltiError where error.kind == .unavailable {
-            if request.options.dryRun {
-                return Self.offlinePlan(sessions, request: request, endpoint: endpoint, metrics: metrics, started: started,
-                                        reason: "the server could not be reached")
+        var waiter = Waiter(keepTrying: request.options.dryRun ? nil : request.keepTrying, onWaiting: onWaiting, sleep: sleep)
+        var project: RemoteProject
+        while true {
+            do {
+                project = try await catalog.project(request.project)
+                break
+            } catch let error as AltiError where error.kind == .unavailable {
+                if request.options.dryRun {
+                    return Self.offlinePlan(sessions, request: request, endpoint: endpoint, metrics: metrics, started: started,
+                                            reason: "the server could not be reached")
+                }
+                let (items, facts) = ManifestSession.items(of: sessions)
+                try await waiter.wait(error, left: SyncPlan(items: items, facts: facts))
             }
-            let (items, facts) = ManifestSession.items(of: sessions)
-            throw Self.offline(error, left: SyncPlan(items: items, facts: facts))
         }
         for session in sessions { try session.checkBinding(endpoint: endpoint, projectID: project.id) }
         // Bind before the first journal event: a journal is then always about the manifest's own
@@ -99,7 +125,23 @@ public struct SyncService: Sendable {
         let engine = SyncEngine(catalog: catalog, recorder: recorder, options: request.options)
         var report: SyncReport
         do {
-            report = try await engine.run(items: items, project: project.id) { try await choice.storage() }
+            while true {
+                do {
+                    report = try await engine.run(items: items, project: project.id) { try await choice.storage() }
+                } catch let error as AltiError where error.kind == .unavailable && waiter.isOn {
+                    try await waiter.wait(error, left: SyncPlan(items: items, facts: await recorder.facts))
+                    continue
+                }
+                // Uploads that failed on the network (each after its own retries): wait for the
+                // link, then the engine diffs again and sends what is still missing.
+                let transient = await recorder.transientFailures.intersection(report.failed.keys)
+                if report.phase == .complete, !transient.isEmpty, waiter.isOn {
+                    let cause = AltiError(.unavailable, "\(transient.count == 1 ? "1 upload" : "\(transient.count) uploads") failed on the network")
+                    try await waiter.wait(cause, left: SyncPlan(items: items, facts: await recorder.facts))
+                    continue
+                }
+                break
+            }
             // 4. Reconstruction, if asked and possible.
             if report.phase == .complete, !request.options.dryRun,
                request.startAnyway || (request.startReconstruction && report.allReady) {
@@ -124,6 +166,38 @@ public struct SyncService: Sendable {
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Waits out a dead link for `--keep-trying`; without it (or past its limit) a wait is the
+    /// offline error instead.
+    struct Waiter {
+        let keepTrying: KeepTrying?
+        let onWaiting: (@Sendable (String) -> Void)?
+        let sleep: @Sendable (Duration) async throws -> Void
+        let deadline: Date?
+        var waits = 0
+
+        init(keepTrying: KeepTrying?, onWaiting: (@Sendable (String) -> Void)?, sleep: @escaping @Sendable (Duration) async throws -> Void) {
+            self.keepTrying = keepTrying
+            self.onWaiting = onWaiting
+            self.sleep = sleep
+            deadline = keepTrying?.limit.map { Date().addingTimeInterval($0.seconds) }
+        }
+
+        var isOn: Bool { keepTrying != nil && (deadline.map { Date() < $0 } ?? true) }
+
+        mutating func wait(_ error: AltiError, left: SyncPlan) async throws {
+            guard let keepTrying, isOn else { throw SyncService.offline(error, left: left) }
+            var delay = keepTrying.delay(waits)
+            if let deadline { delay = min(delay, .milliseconds(Int64(max(0, deadline.timeIntervalSinceNow) * 1000))) }
+            waits += 1
+            let cause = error.message.split(separator: ";").first.map(String.init) ?? error.message
+            let images = left.toSend.count == 1 ? "1 image" : "\(left.toSend.count) images"
+            let until = deadline.map { " (until \(RFC3339.string(from: $0)))" } ?? ""
+            onWaiting?("waiting for the link (\(cause)): trying again in \(Int(delay.seconds.rounded())) s; "
+                + "\(images) (\(ByteCount.text(left.bytesToSend))) still to send\(until); Ctrl-C stops")
+            try await sleep(delay)
+        }
     }
 
     /// The one line a sync that found no network ends with: why, and what is left to send (the
