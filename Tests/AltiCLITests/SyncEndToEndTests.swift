@@ -436,6 +436,13 @@ import Testing
             #expect(offline.stderr.hasPrefix("alti: offline: cannot reach http://127.0.0.1:9"), "\(offline.stderr)")
             #expect(offline.stderr.contains("; 24 images (") && offline.stderr.contains(" still to send: run alti sync again when online"),
                     "\(offline.stderr)")
+            // --json prints an object even when the run stops early.
+            let offlineJSON = try await Self.alti(["sync", tree.path, "--project", Self.project, "--json"],
+                                                  Self.env(emu, ["ALTI_ENDPOINT": "http://127.0.0.1:9"]))
+            #expect(offlineJSON.exitCode == 69)
+            let failure = try Self.json(offlineJSON)
+            #expect(failure["phase"] as? String == "failed" && failure["exitCode"] as? Int == 69)
+            #expect((failure["error"] as? String)?.hasPrefix("offline: cannot reach") == true)
             #expect(try Self.manifest(tree).entries.count == 24)
 
             // A corrupt manifest is refused and left as it was.

@@ -131,6 +131,22 @@ struct Sync: AsyncParsableCommand {
     }
 
     func run() async throws {
+        do {
+            try await sync()
+        } catch {
+            // A script reading --json gets an object whatever happened: the error line and exit
+            // code in it (the line also goes to stderr as usual).
+            if output.resolved == .json, !(error is ExitCode) {
+                let outcome = AltiCommand.outcome(of: error)
+                CommandContext.current.standardOutput(try SyncRenderer.errorJSON(
+                    message: outcome.message.map { $0.hasPrefix("alti: ") ? String($0.dropFirst(6)) : $0 } ?? "",
+                    exitCode: outcome.code))
+            }
+            throw error
+        }
+    }
+
+    func sync() async throws {
         let context = CommandContext.current
         let resolved = try connection.resolve(environment: context.environment)
         let format = output.resolved

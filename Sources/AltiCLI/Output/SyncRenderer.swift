@@ -171,6 +171,19 @@ enum SyncRenderer {
         var reconstruction: [String: String]?
     }
 
+    /// The object `--json` prints when a sync stops before its report (offline, refused key,
+    /// corrupt manifest, ...): `phase` "failed", the one-line error, the exit code.
+    static func errorJSON(message: String, exitCode: Int32) throws -> String {
+        struct Failure: Encodable {
+            var phase = "failed"
+            var error: String
+            var exitCode: Int32
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Failure(error: message, exitCode: exitCode)), as: UTF8.self) + "\n"
+    }
+
     static func json(_ s: SyncSummary) throws -> String {
         let r = s.report
         let path = { (sha1: String) in relative(s, sha1) }
