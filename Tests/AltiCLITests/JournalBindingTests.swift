@@ -1,0 +1,129 @@
+@testable import AltiCLI
+import AltiEmulator
+import AltiTestSupport
+import Foundation
+import Testing
+
+@testable import AltiCore
+
+/// Issue 11, "found by an adversarial run": a journal knows which project it belongs to. Commands run in-process against the emulator; assertions are on what they printed,
+/// their exit codes, the files on disk and what the emulator counted.
+@Suite struct JournalBindingTests {
+    static let projectA = ProjectSeed.sample.id
+    static let projectB = "bbbbbbbbbbbbbbbbbbbbbbbb"
+
+    static func configuration() -> EmulatorConfiguration {
+        var config = testEmulatorConfiguration()
+        config.projects.append(ProjectSeed(id: projectB, name: "B"))
+        return config
+    }
+
+    static func run(_ args: [String], _ env: [String: String] = ["XDG_CONFIG_HOME": "/nonexistent-alti-config"])
+        async -> (code: Int32, out: String, err: String, connections: Int) {
+        await CommandContextTests.run(args, env)
+    }
+
+    /// The journal a sync to `project` would have left after storing these images (what a killed
+    /// run leaves): its header, then registered, stored and Ready for each.
+    static func writeJournal(_ path: String, endpoint: String, project: String, manifest: String, sha1s: [String],
+                             header: Bool = true) async throws {
+        let journal = try SyncJournal(
+            path: path, header: header ? JournalHeader(endpoint: endpoint, projectID: project, manifest: manifest) : nil)
+        for (i, sha1) in sha1s.enumerated() {
+            try await journal.append([
+                JournalEvent(.registered, sha1: sha1, imageID: "journal-A-\(i)", filename: "DJI_\(i).JPG", bucket: "bucket-A",
+                             state: .pending, cloud: "S3"),
+                JournalEvent(.stored, sha1: sha1, imageID: "journal-A-\(i)"),
+                JournalEvent(.state, sha1: sha1, imageID: "journal-A-\(i)", state: .ready),
+            ])
+        }
+    }
+
+    // MARK: A journal of another project
+
+    @Test func aJournalOfProjectABesideAManifestOfProjectBIsRefusedAndLeftUntouched() async throws {
+        let tree = try FirstHourTests.survey()
+        defer { tree.remove() }
+        try await withEmulator(Self.configuration()) { emu in
+            let env = FirstHourTests.env(emu)
+            // The manifest is bound to B (a dry run binds nothing, so a read-only server stops a
+            // real sync after the binding and the lookups: B has none of the images).
+            await emu.updateFaults { $0.systemMode = .readOnly }
+            let bound = await Self.run(["sync", tree.path, "--project", Self.projectB], env)
+            #expect(bound.code == 69, "\(bound.err)")
+            await emu.setFaults(FaultSettings())
+            let manifestPath = tree.path(".alti/manifest.json")
+            let journalPath = manifestPath + ".journal"
+            let manifest = try #require(try ManifestStore().load(URL(fileURLWithPath: manifestPath)))
+            #expect(manifest.remote.projectID == Self.projectB)
+            #expect(manifest.entries.allSatisfy { $0.server?.state == .absent })
+
+            // A run for project A left its journal here: every image stored and Ready, in A.
+            try await Self.writeJournal(journalPath, endpoint: emu.baseURL, project: Self.projectA,
+                                        manifest: "/media/card/.alti/manifest.json", sha1s: manifest.entries.compactMap(\.sha1))
+            let journalBytes = try tree.read(".alti/manifest.json.journal")
+            let manifestBytes = try tree.read(".alti/manifest.json")
+            let refusal = "alti: the sync journal \(journalPath) was written by a sync to project \(Self.projectA) at \(emu.baseURL), "
+                + "but \(manifestPath) belongs to project \(Self.projectB) at \(emu.baseURL); nothing was folded and the journal "
+                + "is left as it is: move it aside and run again (project \(Self.projectA) still knows what that sync uploaded)\n"
+
+            let sync = await Self.run(["sync", tree.path, "--project", Self.projectB], env)
+            #expect(sync.code == 65, "\(sync.out) \(sync.err)")
+            #expect(sync.err == refusal)
+            #expect(!sync.out.contains("Ready"))
+            let scan = await Self.run(["scan", tree.path], env)
+            #expect(scan.code == 65, "\(scan.out) \(scan.err)")
+            #expect(scan.err == refusal)
+            // Nothing folded, nothing written, nothing sent.
+            #expect(try tree.read(".alti/manifest.json.journal") == journalBytes)
+            #expect(try tree.read(".alti/manifest.json") == manifestBytes)
+            #expect(await emu.state.stats().puts == 0)
+
+            // Moved aside, the sync of B finds B has none of the images and sends them all.
+            try FileManager.default.moveItem(atPath: journalPath, toPath: journalPath + ".from-A")
+            let after = await Self.run(["sync", tree.path, "--project", Self.projectB], env)
+            #expect(after.code == 0, "\(after.out) \(after.err)")
+            #expect(await emu.state.stats().putsByImage.count == 3)
+            let synced = try #require(try ManifestStore().load(URL(fileURLWithPath: manifestPath)))
+            #expect(synced.entries.allSatisfy { $0.server?.state == .ready && $0.server?.imageID.hasPrefix("journal-A") == false })
+        }
+    }
+
+    @Test func aHeaderlessJournalOfAnOlderAltiStillFolds() async throws {
+        let tree = try FirstHourTests.survey()
+        defer { tree.remove() }
+        let first = await Self.run(["scan", tree.path])
+        #expect(first.code == 0, "\(first.err)")
+        let manifestPath = tree.path(".alti/manifest.json")
+        var manifest = try #require(try ManifestStore().load(URL(fileURLWithPath: manifestPath)))
+        // Bound to B, as an older alti left it, with that alti's journal: events only.
+        manifest.remote = Manifest.Remote(endpoint: "http://127.0.0.1:9", projectID: Self.projectB)
+        try ManifestStore().save(manifest, to: URL(fileURLWithPath: manifestPath))
+        try await Self.writeJournal(manifestPath + ".journal", endpoint: "", project: "", manifest: "",
+                                    sha1s: manifest.entries.compactMap(\.sha1), header: false)
+        #expect(try tree.read(".alti/manifest.json.journal").first == UInt8(ascii: "{"))
+        #expect(!(try String(contentsOfFile: manifestPath + ".journal", encoding: .utf8)).contains("\"journal\""))
+
+        let scan = await Self.run(["scan", tree.path], ["XDG_CONFIG_HOME": "/nonexistent-alti-config"])
+        #expect(scan.code == 0, "\(scan.out) \(scan.err)")
+        let folded = try #require(try ManifestStore().load(URL(fileURLWithPath: manifestPath)))
+        #expect(folded.entries.count == 3)
+        #expect(folded.entries.allSatisfy { $0.server?.state == .ready && $0.server?.imageID.hasPrefix("journal-A") == true })
+        #expect(!FileManager.default.fileExists(atPath: manifestPath + ".journal"))
+    }
+
+    @Test func aJournalWithATornHeaderIsEmptyAndGoes() async throws {
+        let tree = try FirstHourTests.survey()
+        defer { tree.remove() }
+        let first = await Self.run(["scan", tree.path])
+        #expect(first.code == 0, "\(first.err)")
+        // The crash hit the first write of a journal (of another project, even): nothing to fold.
+        let torn = #"{"at":"2026-11-25T00:00:00.000Z","endpoint":"http://elsewhere.test","journal":1,"manif"#
+        try tree.write(".alti/manifest.json.journal", torn)
+        let scan = await Self.run(["scan", tree.path])
+        #expect(scan.code == 0, "\(scan.out) \(scan.err)")
+        #expect(!FileManager.default.fileExists(atPath: tree.path(".alti/manifest.json.journal")))
+        let manifest = try #require(try ManifestStore().load(tree.url(".alti/manifest.json")))
+        #expect(manifest.entries.count == 3 && manifest.entries.allSatisfy { $0.server == nil })
+    }
+}
