@@ -6,7 +6,8 @@ import Testing
 
 @testable import AltiCore
 
-/// Issue 11, "found by an adversarial run": a journal knows which project it belongs to. Commands run in-process against the emulator; assertions are on what they printed,
+/// Issue 11, "found by an adversarial run": a journal knows which project it belongs to, and a killed
+/// save leaves no temp file behind for good. Commands run in-process against the emulator; assertions are on what they printed,
 /// their exit codes, the files on disk and what the emulator counted.
 @Suite struct JournalBindingTests {
     static let projectA = ProjectSeed.sample.id
@@ -125,5 +126,37 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: tree.path(".alti/manifest.json.journal")))
         let manifest = try #require(try ManifestStore().load(tree.url(".alti/manifest.json")))
         #expect(manifest.entries.count == 3 && manifest.entries.allSatisfy { $0.server == nil })
+    }
+
+    // MARK: Temp files of a killed save
+
+    @Test func staleTempFilesOfAKilledSaveGoAtTheNextScanAndTheManifestStands() async throws {
+        let tree = try FirstHourTests.survey()
+        defer { tree.remove() }
+        let first = await Self.run(["scan", tree.path])
+        #expect(first.code == 0, "\(first.err)")
+        let before = try #require(try ManifestStore().load(tree.url(".alti/manifest.json")))
+
+        // A process that has exited: its pid is free (a save of it can no longer be running).
+        let exited = Process()
+        exited.executableURL = URL(fileURLWithPath: "/bin/true")
+        try exited.run()
+        exited.waitUntilExit()
+        let deadPID = exited.processIdentifier
+        let halfWritten = "{\n  \"entries\" : [\n"
+        try tree.write(".alti/.manifest.json.tmp-x", halfWritten)                   // no pid, old
+        try tree.setMtime(".alti/.manifest.json.tmp-x", ns: (Int64(Date().timeIntervalSince1970) - 60) * 1_000_000_000)
+        try tree.write(".alti/.manifest.json.tmp-\(deadPID)-42", halfWritten)       // its writer is gone
+        try tree.write(".alti/.manifest.json.tmp-\(getpid())-7", halfWritten)       // live writer, just now
+        try tree.write(".alti/.other.json.tmp-x", halfWritten)                      // another file's
+        try tree.setMtime(".alti/.other.json.tmp-x", ns: (Int64(Date().timeIntervalSince1970) - 60) * 1_000_000_000)
+
+        let scan = await Self.run(["scan", tree.path])
+        #expect(scan.code == 0, "\(scan.out) \(scan.err)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: tree.path(".alti")).sorted()
+        #expect(left == [".manifest.json.tmp-\(getpid())-7", ".other.json.tmp-x", "manifest.json", "manifest.json.lock"])
+        let after = try #require(try ManifestStore().load(tree.url(".alti/manifest.json")))
+        #expect(after.entries.map(\.sha1) == before.entries.map(\.sha1))
+        #expect(after.entries.count == 3)
     }
 }

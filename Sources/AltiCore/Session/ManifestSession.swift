@@ -65,9 +65,10 @@ public final class ManifestSession: @unchecked Sendable {
         return roots.map(\.path)
     }
 
-    /// Opens one source: locate, lock, load (or seed from a read-only card's own manifest), fold a
-    /// leftover journal (one written for another project is refused, 65, and left as it is), scan
-    /// incrementally (checkpointing), save, drop the folded journal.
+    /// Opens one source: locate, lock, remove a killed save's temp files, load (or seed from a
+    /// read-only card's own manifest), fold a leftover journal (one written for another project
+    /// is refused, 65, and left as it is), scan incrementally (checkpointing), save, drop the
+    /// folded journal.
     /// - Parameter rebuild: move an unreadable manifest aside and re-hash everything.
     /// - Throws: `AltiError`, or `ScanInterrupted` when cancelled during the scan (what was hashed
     ///   is saved first).
@@ -82,6 +83,8 @@ public final class ManifestSession: @unchecked Sendable {
         let location = store.locate(root: root, override: manifestOverride)
         let lock = try store.lock(location)
         do {
+            // Under the lock no other alti is saving this manifest: a temp file is a killed save's.
+            store.removeStaleTemporaryFiles(of: location.file)
             var (previous, movedAside) = try load(location, root: root, rebuild: rebuild, store: store, now: scanner.now)
             let journalPath = ManifestSync.journalPath(forManifest: location.file.path)
             let leftover = try SyncJournal.contents(path: journalPath)
