@@ -6,8 +6,9 @@ import Testing
 
 @testable import AltiCore
 
-/// Issue 11, "found by an adversarial run": a journal knows which project it belongs to, and a killed
-/// save leaves no temp file behind for good. Commands run in-process against the emulator; assertions are on what they printed,
+/// Issue 11, "found by an adversarial run": a journal knows which project it belongs to, a killed
+/// save leaves no temp file behind for good, and a credential typed in the wrong place is never
+/// echoed. Commands run in-process against the emulator; assertions are on what they printed,
 /// their exit codes, the files on disk and what the emulator counted.
 @Suite struct JournalBindingTests {
     static let projectA = ProjectSeed.sample.id
@@ -158,5 +159,64 @@ import Testing
         let after = try #require(try ManifestStore().load(tree.url(".alti/manifest.json")))
         #expect(after.entries.map(\.sha1) == before.entries.map(\.sha1))
         #expect(after.entries.count == 3)
+    }
+
+    // MARK: Credentials typed in the wrong place
+
+    @Test func aTokenGivenAsProjectOrEndpointIsNeverEchoed() async throws {
+        let tree = try FirstHourTests.survey()
+        defer { tree.remove() }
+        let tokenLike = "Zk3vQp9TxW2mYb7LrN4sHd8Jc6Fa1Ge5"
+        try await withEmulator(Self.configuration()) { emu in
+            let env = FirstHourTests.env(emu)
+            let asProject = await Self.run(["sync", tree.path, "--project", tokenLike], env)
+            #expect(asProject.code == 67, "\(asProject.err)")
+            #expect(asProject.err == "alti: no project of yours starts with Zk3v… at \(emu.baseURL); check --project "
+                    + "(the value given looks like a key or token, not a project id)\n")
+            // The configured token itself, however short, is masked too.
+            let ownToken = await Self.run(["sync", tree.path, "--project", "alti-demo-token"], env)
+            #expect(ownToken.code == 67, "\(ownToken.err)")
+            #expect(ownToken.err.contains("alti… at"))
+            // A project id is echoed as it is.
+            let unknownID = await Self.run(["sync", tree.path, "--project", "ffffffffffffffffffffffff"], env)
+            #expect(unknownID.code == 67)
+            #expect(unknownID.err == "alti: project ffffffffffffffffffffffff does not exist at \(emu.baseURL) or is not yours; check --project\n")
+
+            let asEndpoint = await Self.run(["sync", tree.path, "--project", Self.projectA],
+                                            env.merging(["ALTI_ENDPOINT": tokenLike]) { _, new in new })
+            #expect(asEndpoint.code == 64)
+            #expect(asEndpoint.err == "alti: endpoint 'Zk3v…' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com\n")
+            let keyAsEndpoint = await Self.run(["sync", tree.path, "--project", Self.projectA, "--endpoint", "alti-demo-key"], env)
+            #expect(keyAsEndpoint.code == 64)
+            #expect(keyAsEndpoint.err == "alti: endpoint 'alti…' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com\n")
+            let typo = await Self.run(["sync", tree.path, "--project", Self.projectA, "--endpoint", "api.altizure.com"], env)
+            #expect(typo.err.contains("'api.altizure.com'"))
+            for result in [asProject, asEndpoint] {
+                #expect(!result.err.contains(tokenLike) && !result.out.contains(tokenLike))
+            }
+            for result in [ownToken, keyAsEndpoint] {
+                #expect(!result.err.contains("alti-demo-token") && !result.err.contains("alti-demo-key"))
+            }
+            let pasted = await Self.run([tokenLike, "sync", tree.path])
+            #expect(pasted.code == 64)
+            #expect(!pasted.err.contains(tokenLike) && pasted.err.contains("'Zk3v…'"))
+        }
+    }
+
+    @Test func whatLooksLikeACredential() {
+        // Random-looking, long, of the token alphabets: masked.
+        #expect(SecretMask.looksLikeSecret("Zk3vQp9TxW2mYb7LrN4sHd8Jc6Fa1Ge5"))
+        #expect(SecretMask.looksLikeSecret("0123456789abcdef0123456789abcdef01234567"))  // 40 hex: not a project id
+        #expect(SecretMask.looksLikeSecret("eyJhbGciOiJIUzI1NiJ9_x-y+z/w=="))
+        #expect(SecretMask.looksLikeSecret("short", secrets: [nil, "short"]))
+        // Project ids and prefixes, words, URLs, short values: echoed.
+        #expect(!SecretMask.looksLikeSecret("5e8f2a6b1c9d4e3f2a1b0c9d"))
+        #expect(!SecretMask.looksLikeSecret("5e8f2a6b1c9d4e3f2a1b0c"))
+        #expect(!SecretMask.looksLikeSecret("my-survey-project-in-the-field"))
+        #expect(!SecretMask.looksLikeSecret("https://api.altizure.com:8443"))
+        #expect(!SecretMask.looksLikeSecret("Abc123"))
+        #expect(!SecretMask.looksLikeSecret("", secrets: [""]))
+        #expect(SecretMask.shown("Zk3vQp9TxW2mYb7LrN4sHd8Jc6Fa1Ge5") == "Zk3v…")
+        #expect(SecretMask.shown("5e8f2a6b1c9d4e3f2a1b0c9d") == "5e8f2a6b1c9d4e3f2a1b0c9d")
     }
 }
