@@ -35,6 +35,18 @@ public struct AltizureCatalog: RemoteCatalog {
     }
 
     public func project(_ idOrPrefix: String) async throws -> RemoteProject {
+        // A key or token given as --project by mistake is never echoed, neither in our messages
+        // nor where the server's own message quotes it; a project id or prefix is.
+        let secrets = [client.credentials.key, client.credentials.token]
+        do {
+            return try await lookUpProject(idOrPrefix)
+        } catch let error as AltiError where SecretMask.looksLikeSecret(idOrPrefix, secrets: secrets) {
+            let hint = error.kind == .notFound ? " (the value given looks like a key or token, not a project id)" : ""
+            throw AltiError(error.kind, SecretMask.scrub(error.message, of: idOrPrefix, secrets: secrets) + hint)
+        }
+    }
+
+    func lookUpProject(_ idOrPrefix: String) async throws -> RemoteProject {
         let fields = "id name numImage gigaPixel"
         if Self.looksLikeFullID(idOrPrefix) {
             let response = try await client.execute(

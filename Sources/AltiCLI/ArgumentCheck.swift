@@ -15,7 +15,8 @@ enum ArgumentCheck {
         guard let command = subcommands[first] else {
             let names = subcommands.keys.sorted()
             let hint = closest(first, among: names).map { "; did you mean 'alti \($0)'?" } ?? ""
-            return AltiError(.usage, "unknown command '\(first)'\(hint) (commands: \(names.joined(separator: ", ")); see alti help)")
+            // A token pasted in front of the command is not echoed.
+            return AltiError(.usage, "unknown command '\(SecretMask.shown(first))'\(hint) (commands: \(names.joined(separator: ", ")); see alti help)")
         }
         let options = self.options(of: command)
         var index = 1
@@ -28,7 +29,7 @@ enum ArgumentCheck {
             guard let takesValue = options[name] else {
                 let candidates = suggestions(for: name, among: Array(options.keys))
                 let hint = candidates.isEmpty ? "" : "; did you mean " + candidates.map { "'\($0)'" }.joined(separator: " or ") + "?"
-                return AltiError(.usage, "unknown option '\(name)' for alti \(first)\(hint) (see alti \(first) --help)")
+                return AltiError(.usage, "unknown option '\(SecretMask.shown(name))' for alti \(first)\(hint) (see alti \(first) --help)")
             }
             if takesValue, !argument.contains("="), index < arguments.count {
                 let value = arguments[index]

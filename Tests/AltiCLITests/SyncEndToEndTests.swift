@@ -242,6 +242,10 @@ import Testing
             let journalText = (try? String(contentsOfFile: journalPath, encoding: .utf8)) ?? ""
             let recorded = try SyncJournal.read(path: journalPath).filter { $0.kind == .stored }.compactMap(\.imageID)
             #expect(recorded.count >= 1, "the killed run journaled its completed PUTs")
+            // Its first line binds it to the manifest's endpoint and project.
+            let header = try SyncJournal.contents(path: journalPath).header
+            #expect(header?.projectID == Self.project && header?.endpoint == emu.baseURL)
+            #expect(header?.manifest == tree.path(".alti/manifest.json"))
             _ = try Self.manifest(tree)  // still parses
 
             await emu.setFaults(FaultSettings())

@@ -13,8 +13,9 @@ struct Scan: AsyncParsableCommand {
             not writable, a file under $XDG_STATE_HOME/alti/. A re-scan hashes only files whose size, \
             mtime or inode changed. A long scan saves what it has hashed every 15 s, and Ctrl-C \
             saves it before stopping, so a re-run continues instead of starting over. Exit codes: \
-            0 ok, 64 usage, 65 corrupt or newer manifest, 66 PATH missing, 73 manifest cannot be \
-            written or is in use, 74 nothing could be read, 130 interrupted (progress saved).
+            0 ok, 64 usage, 65 corrupt or newer manifest, or a sync journal of another project beside \
+            it, 66 PATH missing, 73 manifest cannot be written or is in use, 74 nothing could be read, \
+            130 interrupted (progress saved).
             """)
 
     @Argument(help: ArgumentHelp("Folders to scan.", valueName: "path"))

@@ -16,8 +16,8 @@ struct Sync: AsyncParsableCommand {
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
             request), uploads only the missing images, waits until the server has verified them, and \
             writes image ids and states into the manifest. Run it again after any interruption: nothing \
-            uploaded is sent again. Exit codes: 0 all Ready; 64 bad flags; 65 corrupt manifest or journal; \
-            66 a PATH is missing, not a folder, or holds no images; 67 no such project, or the manifest \
+            uploaded is sent again. Exit codes: 0 all Ready; 64 bad flags; 65 corrupt manifest or \
+            journal, or a journal of another project; 66 a PATH is missing, not a folder, or holds no images; 67 no such project, or the manifest \
             belongs to another; 69 server unreachable or read-only; 73 manifest cannot be written or is in \
             use; 74 I/O error; 75 some Invalid/failed/processing (run again); 76 the server answered \
             something unusable; 77 key or token refused; 78 bad config file; 79 every usable image is \

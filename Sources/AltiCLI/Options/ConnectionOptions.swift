@@ -27,10 +27,14 @@ public struct ConnectionOptions: ParsableArguments {
             return nil
         }
         let endpoint = pick(self.endpoint, "ALTI_ENDPOINT", file?.endpoint) ?? ResolvedConnection.defaultEndpoint
+        let key = pick(key, "ALTI_KEY", file?.key)
+        let token = pick(token, "ALTI_TOKEN", file?.token)
         guard let url = URLComponents(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme.lowercased()),
               url.host?.isEmpty == false
         else {
-            throw AltiError(.usage, "endpoint '\(URLRedactor.redact(endpoint))' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com")
+            // A key or token given as the endpoint by mistake is not echoed.
+            let shown = SecretMask.shown(URLRedactor.redact(endpoint), secrets: [key, token])
+            throw AltiError(.usage, "endpoint '\(shown)' is not an http(s) origin; use e.g. --endpoint https://api.altizure.com")
         }
         if url.user != nil || url.password != nil {
             // It would be stored in the manifest and printed in messages.
@@ -41,8 +45,8 @@ public struct ConnectionOptions: ParsableArguments {
         }
         return ResolvedConnection(
             endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint,
-            key: pick(key, "ALTI_KEY", file?.key),
-            token: pick(token, "ALTI_TOKEN", file?.token),
+            key: key,
+            token: token,
             configPath: ConfigFile.defaultPath(environment: environment))
     }
 }

@@ -306,6 +306,46 @@ public struct ManifestStore: Sendable {
         return manifest
     }
 
+    /// How old a save's temp file must be before a start takes it for a killed save's, when the
+    /// process named in it may still be alive (pids are reused). A save writes its temp file and
+    /// renames it within an fsync or two; seconds are plenty even on a slow SD card.
+    public static let staleTemporaryAgeNs: Int64 = 10_000_000_000
+
+    /// The prefix of `save`'s temp files for the manifest `url`: `.<name>.tmp-`.
+    static func temporaryPrefix(of url: URL) -> String { ".\(url.lastPathComponent).tmp-" }
+
+    /// Removes the temp files a save of `url` left when it was killed between creating and
+    /// renaming them (`.<name>.tmp-<pid>-<random>`): those whose process is gone, or older than
+    /// `staleTemporaryAgeNs`. Call it holding the manifest's lock: every save of this manifest
+    /// runs under that lock, so no temp file found then is one a writer is still using. Only this
+    /// manifest's temp files are looked at (a state folder holds many manifests). Returns the
+    /// names removed; a file that cannot be removed is left for the next start.
+    @discardableResult
+    public func removeStaleTemporaryFiles(of url: URL,
+                                          nowNs: Int64 = RFC3339.nowNanoseconds()) -> [String] {
+        let folder = url.deletingLastPathComponent().path
+        let prefix = Self.temporaryPrefix(of: url)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix(prefix) {
+            let path = folder + "/" + name
+            var st = SystemStat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            let mtimeNs = FileStat(st).mtimeNs
+            let writerGone = Self.pid(inTemporaryName: name, prefix: prefix).map { kill($0, 0) != 0 && errno == ESRCH } ?? false
+            guard writerGone || nowNs - mtimeNs > Self.staleTemporaryAgeNs else { continue }
+            if unlink(path) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
+    /// The pid `save` put in a temp file's name (`<prefix><pid>-<random>`), if it has one.
+    static func pid(inTemporaryName name: String, prefix: String) -> pid_t? {
+        let rest = name.dropFirst(prefix.count)
+        guard let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]), pid > 1 else { return nil }
+        return pid
+    }
+
     static func makeDirectory(_ url: URL) throws(AltiError) {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

@@ -65,8 +65,10 @@ public final class ManifestSession: @unchecked Sendable {
         return roots.map(\.path)
     }
 
-    /// Opens one source: locate, lock, load (or seed from a read-only card's own manifest), fold a
-    /// leftover journal, scan incrementally (checkpointing), save, drop the folded journal.
+    /// Opens one source: locate, lock, remove a killed save's temp files, load (or seed from a
+    /// read-only card's own manifest), fold a leftover journal (one written for another project
+    /// is refused, 65, and left as it is), scan incrementally (checkpointing), save, drop the
+    /// folded journal.
     /// - Parameter rebuild: move an unreadable manifest aside and re-hash everything.
     /// - Throws: `AltiError`, or `ScanInterrupted` when cancelled during the scan (what was hashed
     ///   is saved first).
@@ -81,11 +83,20 @@ public final class ManifestSession: @unchecked Sendable {
         let location = store.locate(root: root, override: manifestOverride)
         let lock = try store.lock(location)
         do {
+            // Under the lock no other alti is saving this manifest: a temp file is a killed save's.
+            store.removeStaleTemporaryFiles(of: location.file)
             var (previous, movedAside) = try load(location, root: root, rebuild: rebuild, store: store, now: scanner.now)
-            let leftover = try SyncJournal.read(path: ManifestSync.journalPath(forManifest: location.file.path))
-            if var manifest = previous, !leftover.isEmpty {
-                ManifestSync.fold(leftover, into: &manifest)
-                previous = manifest
+            let journalPath = ManifestSync.journalPath(forManifest: location.file.path)
+            let leftover = try SyncJournal.contents(path: journalPath)
+            if var manifest = previous {
+                // Checked before anything is written: a foreign journal stops the command with
+                // the manifest and the journal as they were.
+                try ManifestSync.checkJournal(leftover.header, journalPath: journalPath, manifest: manifest,
+                                              manifestPath: location.file.path)
+                if !leftover.events.isEmpty {
+                    ManifestSync.fold(leftover.events, into: &manifest)
+                    previous = manifest
+                }
             }
             // Checkpoints go through the same atomic save, under the lock held here.
             let saved = CheckpointCount()
@@ -164,13 +175,15 @@ public final class ManifestSession: @unchecked Sendable {
         try ManifestSync.checkBinding(manifest, manifestPath: location.file.path, endpoint: endpoint, projectID: projectID)
     }
 
-    /// Binds the manifest to the project, saves it, and opens the journal: from here on a journal
-    /// is always about the manifest's own project, even if the run dies before its end.
+    /// Binds the manifest to the project, saves it, and opens the journal with a header naming
+    /// that binding: from here on a journal is always about the manifest's own project, even if
+    /// the run dies before its end, and says so if it is ever found beside another manifest.
     public func bind(endpoint: String, projectID: String) throws {
         manifest.remote.endpoint = endpoint
         manifest.remote.projectID = projectID
         try save()
-        journal = try SyncJournal(path: journalPath)
+        journal = try SyncJournal(path: journalPath, header: JournalHeader(
+            endpoint: endpoint, projectID: projectID, manifest: location.file.path))
     }
 
     /// Records the cloud and bucket used, folds this run's journal into the manifest and saves it;
@@ -182,8 +195,10 @@ public final class ManifestSession: @unchecked Sendable {
             manifest.remote.cloud = cloud
             manifest.remote.bucket = bucket
         }
-        let events = try SyncJournal.read(path: journalPath)
-        ManifestSync.fold(events, into: &manifest)
+        let contents = try SyncJournal.contents(path: journalPath)
+        try ManifestSync.checkJournal(contents.header, journalPath: journalPath, manifest: manifest,
+                                      manifestPath: location.file.path)
+        ManifestSync.fold(contents.events, into: &manifest)
         try save()
         unlink(journalPath)
     }

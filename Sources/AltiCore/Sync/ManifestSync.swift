@@ -22,6 +22,23 @@ public enum ManifestSync {
         }
     }
 
+    /// Refuses a journal made by a sync to another endpoint or project than the one the manifest
+    /// is bound to (65): its image ids and states are another project's, and folding them would
+    /// call images Ready that this project does not have. A journal without a header (an older
+    /// alti's) is taken as the manifest's own, as before.
+    public static func checkJournal(_ header: JournalHeader?, journalPath: String, manifest: Manifest,
+                                    manifestPath: String) throws {
+        guard let header else { return }
+        let remote = manifest.remote
+        guard header.endpoint != remote.endpoint || header.projectID != remote.projectID else { return }
+        let bound = remote.projectID.isEmpty && remote.endpoint.isEmpty
+            ? "is bound to no project"
+            : "belongs to project \(remote.projectID) at \(remote.endpoint)"
+        throw AltiError(
+            .dataError,
+            "the sync journal \(journalPath) was written by a sync to project \(header.projectID) at \(header.endpoint), but \(manifestPath) \(bound); nothing was folded and the journal is left as it is: move it aside and run again (project \(header.projectID) still knows what that sync uploaded)")
+    }
+
     /// Server facts recorded in the manifest, by checksum (the first entry of a checksum wins:
     /// a scan gives every entry of one checksum the same facts).
     public static func facts(from manifest: Manifest) -> [String: ServerFacts] {

@@ -72,24 +72,64 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     public static func timestamp(_ date: Date) -> String { RFC3339.string(from: date) }
 }
 
-/// An append-only JSON-lines file beside the manifest (`<manifest>.journal`). Every batch of
-/// events is one `write` followed by `fsync`, so what the journal says happened survives a
-/// crash or power loss at any instant; a torn last line (the crash hit mid-write) is ignored on
-/// read. The manifest is rewritten only when the journal is folded into it (at the end of a
-/// sync and at the start of the next), never once per image.
+/// The first line of a journal: the manifest, endpoint and project its events belong to. Events
+/// carry image ids and states, which mean something only in that project; a journal lying beside
+/// a manifest bound elsewhere (a copied `.alti`, a `--manifest` pointed at the wrong file) must
+/// not be folded into it. Journals of older alti have no header and fold as before.
+public struct JournalHeader: Codable, Sendable, Equatable {
+    /// The header's format; a reader refuses a newer one rather than guess.
+    public static let currentVersion = 1
+
+    /// The format version; also what tells the header from an event (events have no `journal`).
+    public var journal: Int
+    public var endpoint: String
+    public var projectID: String
+    /// The manifest's path when the journal was made, for whoever reads the file. It is not
+    /// compared: a card mounted elsewhere moves its manifest, the binding does not change.
+    public var manifest: String
+    /// When the journal was made (the sync bound its manifest); informative only.
+    public var at: String?
+
+    public init(endpoint: String, projectID: String, manifest: String, at: Date = Date()) {
+        self.journal = Self.currentVersion
+        self.endpoint = endpoint
+        self.projectID = projectID
+        self.manifest = manifest
+        self.at = RFC3339.string(from: at)
+    }
+}
+
+/// An append-only JSON-lines file beside the manifest (`<manifest>.journal`): a `JournalHeader`
+/// line written (and fsynced) when the file is made, then the events. Every batch of events is
+/// one `write` followed by `fsync`, so what the journal says happened survives a crash or power
+/// loss at any instant; a torn last line (the crash hit mid-write) is ignored on read, a torn
+/// header included (the journal is then empty). The manifest is rewritten only when the journal
+/// is folded into it (at the end of a sync and at the start of the next), never once per image.
 public final class SyncJournal: @unchecked Sendable {
     public let path: String
     private let fd: Int32
     private let lock = NSLock()
     public private(set) var eventsWritten = 0
 
-    public init(path: String) throws {
+    /// Opens the journal for appending; a `header` is written first when the file is empty (a
+    /// journal that already holds lines keeps the header it was made with).
+    public init(path: String, header: JournalHeader? = nil) throws {
         self.path = path
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         if fd < 0 {
             throw AltiError(.cannotWrite, "cannot open the sync journal \(path): \(String(cString: strerror(errno))); check that its folder is writable")
         }
         self.fd = fd
+        var st = SystemStat()
+        if let header, fstat(fd, &st) == 0, st.st_size == 0 {
+            do {
+                try writeLines([try Self.encoder.encode(header)], events: 0)
+            } catch {
+                // A half-written header would read as an empty journal anyway; leave no file.
+                unlink(path)
+                throw error
+            }
+        }
     }
 
     deinit { close(fd) }
@@ -109,12 +149,23 @@ public final class SyncJournal: @unchecked Sendable {
 
     public func append(_ event: JournalEvent) async throws { try await append([event]) }
 
-    private func appendNow(_ events: [JournalEvent]) throws {
+    private static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    private func appendNow(_ events: [JournalEvent]) throws {
+        let encoder = Self.encoder
+        try writeLines(try events.map { try encoder.encode($0) }, events: events.count)
+    }
+
+    /// One `write` (looping over short writes) and one `fsync` for all the lines, of which
+    /// `events` are events (the header is not one).
+    private func writeLines(_ lines: [Data], events: Int) throws {
         var bytes = Data()
-        for event in events {
-            bytes.append(try encoder.encode(event))
+        for line in lines {
+            bytes.append(line)
             bytes.append(0x0A)
         }
         try lock.withLock {
@@ -132,21 +183,43 @@ public final class SyncJournal: @unchecked Sendable {
             if fsync(fd) != 0 {
                 throw AltiError(.cannotWrite, "cannot flush the sync journal \(path) to disk: \(String(cString: strerror(errno)))")
             }
-            eventsWritten += events.count
+            eventsWritten += events
         }
     }
 
 
-    /// Reads a journal. A missing file is an empty journal; a torn last line is dropped; a bad
-    /// line before the last one means the file was damaged by something other than a crash.
-    public static func read(path: String) throws -> [JournalEvent] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    /// What a journal file holds: its header (nil for a journal of an older alti, or an empty or
+    /// missing file) and its events.
+    public struct Contents: Sendable, Equatable {
+        public var header: JournalHeader?
+        public var events: [JournalEvent]
+    }
+
+    /// Reads a journal's events (see `contents(path:)`).
+    public static func read(path: String) throws -> [JournalEvent] { try contents(path: path).events }
+
+    /// Reads a journal. A missing file is an empty journal; a torn last line is dropped (a torn
+    /// header too: the journal is then empty); a bad line before the last one means the file was
+    /// damaged by something other than a crash.
+    public static func contents(path: String) throws -> Contents {
+        guard let data = FileManager.default.contents(atPath: path) else { return Contents(header: nil, events: []) }
         var lines = data.split(separator: 0x0A, omittingEmptySubsequences: true)
         let endsCleanly = data.last == 0x0A
+        var header: JournalHeader?
         var events: [JournalEvent] = []
         let decoder = JSONDecoder()
         if !endsCleanly, !lines.isEmpty { lines.removeLast() }  // torn by a crash mid-write
         for (index, line) in lines.enumerated() {
+            // Only the first line may be the header: it has `journal`, which no event has.
+            if index == 0, let first = try? decoder.decode(JournalHeader.self, from: Data(line)) {
+                guard first.journal <= JournalHeader.currentVersion else {
+                    throw AltiError(
+                        .dataError,
+                        "the sync journal \(path) has format \(first.journal), newer than this alti understands (\(JournalHeader.currentVersion)); upgrade alti, or move the journal aside and run again")
+                }
+                header = first
+                continue
+            }
             do {
                 events.append(try decoder.decode(JournalEvent.self, from: Data(line)))
             } catch {
@@ -155,6 +228,6 @@ public final class SyncJournal: @unchecked Sendable {
                     "the sync journal \(path) is damaged at line \(index + 1); move it aside and run again (the server still knows what was uploaded)")
             }
         }
-        return events
+        return Contents(header: header, events: events)
     }
 }
