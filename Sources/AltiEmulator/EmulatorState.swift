@@ -254,6 +254,22 @@ public actor EmulatorState {
         images(ofProject: projectID).first { $0.checksum == checksum }
     }
 
+    /// Removes an image from its project, as deleting it in the web app does: `hasImage` and
+    /// `project.image` no longer find it and its stored object is gone; counters are kept.
+    /// Returns false for an id the emulator does not know.
+    @discardableResult
+    public func removeImage(id: String) -> Bool {
+        guard let image = images.removeValue(forKey: id) else { return false }
+        projects[image.projectID]?.imageIDs.removeAll { $0 == id }
+        objectIndex[image.objectKey] = nil
+        objects[image.objectKey] = nil
+        if let dir = configuration.dataDirectory {
+            try? FileManager.default.removeItem(atPath: Self.objectPath(dir, image.objectKey))
+        }
+        persist()
+        return true
+    }
+
     /// Registers an image (uploadImageS3/OSS). A checksum the project already has returns the same
     /// image; a non-Ready one is reset to Pending.
     func register(projectID: String, cloud: StorageCloud, bucket: String, clientFilename: String,
