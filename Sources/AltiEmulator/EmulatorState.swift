@@ -254,20 +254,20 @@ public actor EmulatorState {
         images(ofProject: projectID).first { $0.checksum == checksum }
     }
 
-    /// Deletes images from a project with their stored objects, as a user does in the web app
-    /// (tests of "the server's truth wins"); returns how many were removed.
+    /// Removes an image from its project, as deleting it in the web app does: `hasImage` and
+    /// `project.image` no longer find it and its stored object is gone; counters are kept.
+    /// Returns false for an id the emulator does not know.
     @discardableResult
-    public func deleteImages(projectID: String, imageIDs: [String]? = nil) -> Int {
-        guard var project = projects[projectID] else { return 0 }
-        let doomed = Set(imageIDs ?? project.imageIDs).intersection(project.imageIDs)
-        for (key, id) in objectIndex where doomed.contains(id) {
-            objectIndex[key] = nil
-            objects[key] = nil
+    public func removeImage(id: String) -> Bool {
+        guard let image = images.removeValue(forKey: id) else { return false }
+        projects[image.projectID]?.imageIDs.removeAll { $0 == id }
+        objectIndex[image.objectKey] = nil
+        objects[image.objectKey] = nil
+        if let dir = configuration.dataDirectory {
+            try? FileManager.default.removeItem(atPath: Self.objectPath(dir, image.objectKey))
         }
-        for id in doomed { images[id] = nil }
-        project.imageIDs.removeAll { doomed.contains($0) }
-        projects[projectID] = project
-        return doomed.count
+        persist()
+        return true
     }
 
     /// Registers an image (uploadImageS3/OSS). A checksum the project already has returns the same

@@ -187,6 +187,12 @@ struct AdminHandler: Sendable {
             await state.setFaults(settings)
             return .json(200, settings)
         default:
+            if incoming.method == "DELETE", path.hasPrefix("/_emulator/images/") {
+                await drain(incoming)
+                let id = String(path.dropFirst("/_emulator/images/".count))
+                guard await state.removeImage(id: id) else { return .json(404, ["error": "no image \(id)"]) }
+                return .json(200, ["removed": id])
+            }
             if incoming.method == "GET", path.hasPrefix("/_emulator/objects/") {
                 await drain(incoming)
                 let key = String(path.dropFirst("/_emulator/objects/".count)).removingPercentEncoding ?? ""

@@ -62,6 +62,30 @@ struct AdminTests {
         }
     }
 
+    /// An image deleted as in the web app: hasImage answers null, its object is gone, the id is unknown.
+    @Test func removeAnImage() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let bytes = jpegBytes("removed")
+            let reg = try await registerS3(emu, name: "gone.jpg", checksum: sha1(bytes))
+            try await startUpload(emu, reg.imageID)
+            #expect(try await putS3(emu, reg, bytes).status == 200)
+            #expect(try await waitForFinalState(emu, reg.imageID).0 == "Ready")
+            let objectPath = "/_emulator/objects/s3/alti-emu-s3-hongkong/\(samplePID)/\(reg.filename)"
+            #expect(try await RawHTTP.send(port: emu.port, method: "GET", target: objectPath).status == 200)
+
+            let removed = try await RawHTTP.send(port: emu.port, method: "DELETE", target: "/_emulator/images/\(reg.imageID)")
+            #expect(removed.status == 200)
+            #expect(removed.json?["removed"] as? String == reg.imageID)
+            let has = try await gql(emu, "mutation hasImage($p: ID!, $c: String!) { hasImage(pid: $p, checksum: $c) { id state } }",
+                                    ["p": samplePID, "c": sha1(bytes)])
+            #expect(has.status == 200)
+            #expect((has.json?["data"] as? [String: Any])?["hasImage"] is NSNull, "\(has.text)")
+            #expect(try await RawHTTP.send(port: emu.port, method: "GET", target: objectPath).status == 404)
+            #expect(await emu.state.images(ofProject: samplePID).isEmpty)
+            #expect(try await RawHTTP.send(port: emu.port, method: "DELETE", target: "/_emulator/images/\(reg.imageID)").status == 404)
+        }
+    }
+
     /// The counters a sync test relies on: N images -> N PUTs; a re-run -> 0 PUTs, 0 registrations.
     @Test func rerunProof() async throws {
         try await withEmulator(testEmulatorConfiguration()) { emu in

@@ -137,6 +137,53 @@ public final class ManifestSession: @unchecked Sendable {
         }
     }
 
+    /// Opens one source as its manifest recorded it, without scanning: lock, load (or seed from a
+    /// read-only card's own manifest), fold a leftover journal (saved, then the journal goes, as
+    /// `open` does). For `alti status --refresh`, which changes server facts only; `location` is
+    /// `ManifestStore.locate`'s answer.
+    /// - Throws: `AltiError(.noInput)` when the source has no manifest yet.
+    public static func openRecorded(root: String, location: ManifestLocation, store: ManifestStore) throws -> ManifestSession {
+        let lock = try store.lock(location)
+        do {
+            guard var manifest = try load(location, root: root, rebuild: false, store: store,
+                                          now: RFC3339.nowNanoseconds).0 else {
+                throw noManifest(root)
+            }
+            let journalPath = ManifestSync.journalPath(forManifest: location.file.path)
+            let leftover = try SyncJournal.read(path: journalPath)
+            ManifestSync.fold(leftover, into: &manifest)
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory)
+            let tree: any SourceTree = isDirectory.boolValue ? FolderTree(root: root) : ArchiveTree(root: root)
+            var report = ScanService.report(manifest: manifest, walk: WalkResult(), otherSkipped: 0, unreadableOther: [],
+                                            hashed: 0, reused: 0, bytesHashed: 0, missing: 0)
+            report.manifest = location.file.path
+            report.kind = manifest.source.kind
+            report.manifestIsFallback = location.isFallback
+            let session = ManifestSession(tree: tree, location: location, lock: lock, manifest: manifest, scanReport: report,
+                                          store: store)
+            if !leftover.isEmpty {
+                try session.save()
+                unlink(journalPath)
+            }
+            return session
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    /// The one line for a source that was never scanned (`alti status` on a fresh folder).
+    public static func noManifest(_ root: String) -> AltiError {
+        AltiError(.noInput, "no manifest for \(root): run alti scan \(root) or alti sync \(root) --project ID")
+    }
+
+    /// Where the manifests of the archives read inside a folder live: `archives/` beside the
+    /// folder's own manifest (`.alti/archives/<name>-<8 hex>.json`).
+    public static func archiveManifestFolder(forManifest file: URL) -> URL {
+        file.deletingLastPathComponent().appendingPathComponent("archives")
+    }
+
     /// The previous manifest and its report as they stand, when `tree` is an archive with the same
     /// size, mtime and inode as when that manifest was made, and not racily so (its mtime clearly
     /// older than the manifest's write, as for files).
@@ -259,8 +306,8 @@ extension ManifestSession {
                 guard readArchives, session.tree is FolderTree else { continue }
                 for relative in session.scanReport.archivesFound {
                     let archive = session.root == "/" ? "/" + relative : session.root + "/" + relative
-                    let manifest = session.location.file.deletingLastPathComponent()
-                        .appendingPathComponent("archives").appendingPathComponent(ManifestStore.fallbackName(root: archive)).path
+                    let manifest = archiveManifestFolder(forManifest: session.location.file)
+                        .appendingPathComponent(ManifestStore.fallbackName(root: archive)).path
                     do {
                         sessions.append(try await open(root: archive, manifestOverride: manifest, rebuild: rebuild,
                                                        scanner: scanner, jobs: jobs, progress: progress))
