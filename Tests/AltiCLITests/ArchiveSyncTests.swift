@@ -27,12 +27,19 @@ import Testing
                 def __init__(self, f): self.f = f
                 def write(self, b): return self.f.write(b)
                 def flush(self): self.f.flush()
-            if fmt in ("zip", "zipstream"):
+            if fmt in ("zip", "zipstream", "zip64"):
                 raw = open(out, "wb")
                 target = Stream(raw) if fmt == "zipstream" else raw
                 with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
-                    for name, src in pairs: z.write(src, name)
+                    for name, src in pairs:
+                        if fmt == "zip64":  # zip64 extra fields on every member, as big exports have
+                            with open(src, "rb") as f, z.open(zipfile.ZipInfo(name), "w", force_zip64=True) as m: m.write(f.read())
+                        else:
+                            z.write(src, name)
                 raw.close()
+            elif fmt == "gnutar":  # GNU long names (././@LongLink) for paths past 100 bytes
+                with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as t:
+                    for name, src in pairs: t.add(src, "a-folder-name-long-enough-for-gnu-long-names-" * 3 + name)
             else:
                 mode = "w" if fmt == "tar" else "w:" + fmt
                 with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:
@@ -55,7 +62,7 @@ import Testing
         let tree = try TempTree("archives")
         defer { tree.remove() }
         var paths: [String] = []
-        let formats = ["zip", "tar", "gz", "bz2", "xz", "7z", "zst", "zipstream"]
+        let formats = ["zip", "tar", "gz", "bz2", "xz", "7z", "zst", "zipstream", "zip64", "gnutar"]
         for (i, format) in formats.enumerated() {
             let path = tree.path("survey-\(format).bin")  // recognised by content, not by name
             // Members 1...3 are in every archive and in the folder: the same checksums, sent once.
@@ -63,7 +70,7 @@ import Testing
             paths.append(path)
         }
         try tree.copy(CommandContextTests.sample(1), to: "folder/DJI_0001.JPG")
-        try tree.copy(CommandContextTests.sample(20), to: "folder/DJI_0020.JPG")
+        try tree.copy(CommandContextTests.sample(24), to: "folder/DJI_0024.JPG")
         paths.append(tree.path("folder"))
         try tree.ageAllFiles()
         try await withEmulator(testEmulatorConfiguration()) { emu in
@@ -71,7 +78,7 @@ import Testing
                                                       FirstHourTests.env(emu))
             #expect(first.code == 0, "\(first.out.suffix(1500)) \(first.err)")
             let stats = await emu.state.stats()
-            // 3 shared + 2 per archive x 8 (samples 4...19) + 1 only in the folder (sample 20).
+            // 3 shared + 2 per archive (samples 4...23) + 1 only in the folder (sample 24).
             #expect(stats.putsByImage.count == 3 + 2 * formats.count + 1)
             #expect(stats.putsByImage.values.allSatisfy { $0 == 1 })
             #expect(stats.imagesByState["Ready"] == 3 + 2 * formats.count + 1)
@@ -81,7 +88,8 @@ import Testing
                 #expect(manifest.source.kind == "archive")
                 #expect(manifest.entries.count == 5)
                 #expect(manifest.entries.allSatisfy { $0.server?.state == .ready })
-                #expect(manifest.entries.contains { $0.path == "flight 1/DCIM/DJI %253.JPG" })  // "%" recorded as %25
+                let prefix = format == "gnutar" ? String(repeating: "a-folder-name-long-enough-for-gnu-long-names-", count: 3) : ""  // > 100 bytes
+                #expect(manifest.entries.contains { $0.path == prefix + "flight 1/DCIM/DJI %253.JPG" }, "\(format)")  // "%" as %25
             }
             #expect(try ManifestSchema.errors(["zip", "gz"].map { tree.path("survey-\($0).bin.alti.json") }) == [])
 
