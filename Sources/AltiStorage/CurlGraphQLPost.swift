@@ -24,8 +24,9 @@ public enum GraphQLOverHTTP {
 }
 
 /// A hotel or airport network that answers every request itself until the user signs in: a
-/// redirect to its login page, or its HTML page with status 200. Recognised as "not the API" and
-/// never parsed as data; the run stops as offline (nothing is lost) and names where it pointed.
+/// redirect to its login page, or its HTML page with status 200. Recognised as "not the API" (and,
+/// for an upload, as "not stored") and never parsed as data; the run stops as offline (nothing is
+/// lost) and names where it pointed.
 public enum CaptivePortal {
     public static func recognise(_ response: HTTPResponse, url: String) -> AltiError? {
         let host = URLComponents(string: url)?.host ?? url

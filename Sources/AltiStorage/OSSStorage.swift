@@ -162,6 +162,11 @@ public struct OSSStorage: ImageStorage {
                     return try TransportFailure(error, source: source).step { .refused(.failed(reason: $0)) }
                 }
                 if response.status == 200 || response.status == 204 {
+                    // A Wi-Fi login page answers with 200 too: never take its page for a store.
+                    if let portal = CaptivePortal.recognise(response, url: request.url) {
+                        deltas.backOut()
+                        return .finished(.refused(.unreachable(reason: portal.message)))
+                    }
                     if case .part = call.body, let answered = response.header("x-oss-hash-crc64ecma").flatMap(UInt64.init),
                        answered != crc.value {
                         // The store holds other bytes than we sent: never record it, send again.

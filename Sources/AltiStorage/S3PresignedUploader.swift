@@ -56,7 +56,14 @@ public struct S3PresignedUploader: Sendable {
             reported.backOut()
             return try TransportFailure(error, source: source).step { .failed(reason: $0) }
         }
-        if response.status == 200 { return .finished(.stored) }
+        if response.status == 200 {
+            // A Wi-Fi login page answers a PUT with 200 too: never take its page for a store.
+            if let portal = CaptivePortal.recognise(response, url: request.url) {
+                reported.backOut()
+                return .finished(.unreachable(reason: portal.message))
+            }
+            return .finished(.stored)
+        }
         reported.backOut()
         let code = S3ErrorBody.code(response.body)
         let message = S3ErrorBody.message(response.body) ?? ""

@@ -89,4 +89,22 @@ import Testing
         #expect(reason.contains("changed since it was scanned"))
         #expect(calls.requests.isEmpty)
     }
+
+    /// A captive portal that answers the PUT itself with its login page and 200: not stored.
+    @Test func aLoginPageAnsweringThePutIsNotAStore() async throws {
+        let tree = try TempTree("uploader-portal")
+        defer { tree.remove() }
+        let page = HTTPResponse(status: 200, headers: [HTTPHeaderField(name: "Content-Type", value: "text/html")],
+                                body: Array("<html><body>Sign in to Hotel Wi-Fi</body></html>".utf8))
+        let uploader = S3PresignedUploader(
+            transport: ClosureTransport { _ in page },
+            retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(2)))
+        let outcome = try await uploader.put(try source(tree), contentType: "image/jpeg",
+                                             url: "http://storage.example/s3/b/k.jpg?X-Amz-Signature=abc") { _ in }
+        guard case .unreachable(let reason) = outcome else {
+            Issue.record("a login page was taken for a store: \(outcome)")
+            return
+        }
+        #expect(reason.contains("storage.example answered with a web page") && !reason.contains("Signature"))
+    }
 }

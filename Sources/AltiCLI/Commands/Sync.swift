@@ -139,8 +139,7 @@ struct Sync: AsyncParsableCommand {
             if output.resolved == .json, !(error is ExitCode) {
                 let outcome = AltiCommand.outcome(of: error)
                 CommandContext.current.standardOutput(try SyncRenderer.errorJSON(
-                    message: outcome.message.map { $0.hasPrefix("alti: ") ? String($0.dropFirst(6)) : $0 } ?? "",
-                    exitCode: outcome.code))
+                    message: (error as? AltiError)?.message ?? outcome.message ?? "", exitCode: outcome.code))
             }
             throw error
         }

@@ -444,7 +444,7 @@ final class CursorMemberFile: ReadableFile {
     }
 
     /// Up to `count` bytes from `read(filled, buffer)` calls until it returns 0, read straight
-    /// into the array (no second buffer of that size: a tail is 8 MiB).
+    /// into the array.
     static func fill(count: Int, _ read: (Int, UnsafeMutableRawBufferPointer) throws(OSError) -> Int) throws(OSError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
