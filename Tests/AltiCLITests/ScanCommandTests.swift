@@ -107,6 +107,9 @@ struct ScanCommandTests {
         let r = try Run.alti(["scan", tree.path])
         #expect(r.exitCode == 73)
         #expect(r.stderr.contains("is in use by another alti"))
+        // The holder is named: this test process took the lock.
+        #expect(r.stderr.contains("(pid \(getpid()), "))
+        #expect(r.stderr.split(separator: "\n").count == 1)
         lock.release()
         #expect(try Run.alti(["scan", tree.path]).exitCode == 0)
     }

@@ -42,6 +42,48 @@ public final class ManifestLock: @unchecked Sendable {
     deinit { release() }
 }
 
+/// Who holds a manifest's lock, written into the lock file once the lock is taken, so the
+/// second alti can name the first ("pid 4242, alti sync, since 2026-12-02T11:02:03Z"). Only
+/// for the message: the flock is the lock (a crash releases it; a stale holder line of a dead
+/// process is overwritten by the next holder and never read while no one holds the lock).
+struct LockHolder: Codable, Equatable {
+    var pid: Int32
+    var command: String
+    var since: String
+
+    static func current() -> LockHolder {
+        let arguments = CommandLine.arguments
+        let program = arguments.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "alti"
+        // The subcommand only: later arguments may hold a token typed in the wrong place.
+        let subcommand = arguments.dropFirst().first.flatMap { $0.hasPrefix("-") ? nil : SecretMask.shown($0) }
+        let command = [program, subcommand].compactMap { $0 }.joined(separator: " ")
+        return LockHolder(pid: getpid(), command: command,
+                          since: RFC3339.string(fromNanoseconds: RFC3339.nowNanoseconds()))
+    }
+
+    var description: String { "pid \(pid), \(command), since \(since)" }
+
+    /// Best effort: a lock file that cannot be written still locks.
+    func write(to fd: Int32) {
+        guard var line = try? JSONEncoder().encode(self) else { return }
+        line.append(0x0A)
+        _ = ftruncate(fd, 0)
+        _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// The holder recorded in the lock file at `path`, if it reads as one.
+    static func read(_ path: String) -> LockHolder? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 4096), !data.isEmpty else { return nil }
+        guard let holder = try? JSONDecoder().decode(LockHolder.self, from: data) else { return nil }
+        // A line left by a process that is gone (the lock is held by someone who wrote none):
+        // naming it would mislead.
+        if kill(holder.pid, 0) != 0 && errno == ESRCH { return nil }
+        return holder
+    }
+}
+
 /// Finds, locks, loads and saves manifests. The ONLY code that writes a manifest file is
 /// `save(_:to:)`: temp file in the same folder, fsync, rename, fsync the folder.
 public struct ManifestStore: Sendable {
@@ -125,11 +167,13 @@ public struct ManifestStore: Sendable {
             let error = OSError.current("flock")
             close(fd)
             if error.code == EWOULDBLOCK {
+                let holder = LockHolder.read(path).map { " (\($0.description))" } ?? ""
                 throw AltiError(.cannotWrite,
-                                "\(location.file.path) is in use by another alti (lock \(path)); wait for it to finish and run again")
+                                "\(location.file.path) is in use by another alti\(holder); wait for it to finish and run again (lock \(path))")
             }
             throw AltiError(.cannotWrite, "cannot lock \(path): \(error.message)")
         }
+        LockHolder.current().write(to: fd)
         return ManifestLock(fd: fd, path: path)
     }
 
