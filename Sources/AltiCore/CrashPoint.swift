@@ -1,8 +1,10 @@
 import Foundation
 
-/// A test-only fault-injection hook (in the spirit of SQLite's): `ALTI_CRASH_AT=<point>[:<n>][:stop]`
-/// makes the process SIGKILL itself (or, with `stop`, SIGSTOP itself so a test can change the
-/// world, e.g. fill the disk, and SIGCONT it) the `n`-th time (default 1) it reaches `point`.
+/// A test-only fault-injection hook (in the spirit of SQLite's): `ALTI_CRASH_AT=<point>[:<n>][:pause]`
+/// makes the process SIGKILL itself the `n`-th time (default 1) it reaches `point`; with `pause`
+/// it instead creates the file `$ALTI_CRASH_PAUSE_FILE` and waits there until a test, having
+/// changed the world (filled the disk), removes it. (A pause, not SIGSTOP: Foundation's Process
+/// takes a stopped child for an ended one.)
 /// The crash-matrix tests use it for instants no outside timing can hit reliably (a torn journal
 /// line, between a manifest's temp write and its rename). The variable is read once; unset, each
 /// call is one comparison of a lazily made constant with nil. See DESIGN.md "Crash safety".
@@ -18,7 +20,7 @@ public enum CrashPoint {
     struct Armed: Sendable {
         var point: String
         var count: Int
-        var stop: Bool
+        var pause: Bool
     }
 
     static let armed: Armed? = parse(ProcessInfo.processInfo.environment["ALTI_CRASH_AT"])
@@ -26,9 +28,9 @@ public enum CrashPoint {
     static func parse(_ value: String?) -> Armed? {
         guard let value, !value.isEmpty else { return nil }
         let parts = value.split(separator: ":").map(String.init)
-        var armed = Armed(point: parts[0], count: 1, stop: false)
+        var armed = Armed(point: parts[0], count: 1, pause: false)
         for part in parts.dropFirst() {
-            if part == "stop" { armed.stop = true } else if let n = Int(part), n > 0 { armed.count = n }
+            if part == "pause" { armed.pause = true } else if let n = Int(part), n > 0 { armed.count = n }
         }
         return armed
     }
@@ -41,7 +43,7 @@ public enum CrashPoint {
     private static let counter = Counter()
 
     /// Marks `point` as reached; on the armed point's n-th time runs `before` (e.g. writes half a
-    /// line) and then kills (or stops) the process.
+    /// line) and then kills the process (or pauses this thread).
     public static func reached(_ point: String, before: () -> Void = {}) {
         guard let armed, armed.point == point else { return }
         let fire = counter.lock.withLock { () -> Bool in
@@ -50,6 +52,12 @@ public enum CrashPoint {
         }
         guard fire else { return }
         before()
-        kill(getpid(), armed.stop ? SIGSTOP : SIGKILL)
+        guard armed.pause, let file = ProcessInfo.processInfo.environment["ALTI_CRASH_PAUSE_FILE"] else {
+            kill(getpid(), SIGKILL)
+            return
+        }
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd >= 0 { close(fd) }
+        while access(file, F_OK) == 0 { usleep(5_000) }
     }
 }

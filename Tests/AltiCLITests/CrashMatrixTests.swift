@@ -8,19 +8,30 @@ import Testing
 /// The built `alti` launched as a child we can signal and watch (stdout/stderr go to files, so a
 /// chatty child never blocks on a full pipe; the test never blocks a thread of the pool, which
 /// serves the in-process emulator).
-struct AltiChild {
+final class AltiChild {
     let process: Process
     let outFile: String
     let errFile: String
+    /// Pipes instead of files (a child under a file-size limit could not write its output files).
+    let pipes: (out: Pipe, err: Pipe)?
 
     var pid: pid_t { process.processIdentifier }
+    private var piped: [String: String] = [:]
 
-    /// Starts `alti args`. `ignoreFileSizeSignal`: through `/bin/sh` with SIGXFSZ ignored (kept
-    /// across exec), so a file-size limit makes writes fail with EFBIG instead of killing alti.
-    static func launch(_ args: [String], _ env: [String: String], ignoreFileSizeSignal: Bool = false) throws -> AltiChild {
+    init(process: Process, outFile: String, errFile: String, pipes: (out: Pipe, err: Pipe)?) {
+        self.process = process
+        self.outFile = outFile
+        self.errFile = errFile
+        self.pipes = pipes
+    }
+
+    /// Starts `alti args`. `underFileSizeLimit`: through `/bin/sh` with SIGXFSZ ignored (kept
+    /// across exec), so a file-size limit makes writes fail with EFBIG instead of killing alti,
+    /// and with its output on pipes, which no such limit applies to (alti's output is small).
+    static func launch(_ args: [String], _ env: [String: String], underFileSizeLimit: Bool = false) throws -> AltiChild {
         let process = Process()
         let alti = try Run.altiBinary().path
-        if ignoreFileSizeSignal {
+        if underFileSizeLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "trap '' XFSZ; exec \"$0\" \"$@\"", alti] + args
         } else {
@@ -29,12 +40,31 @@ struct AltiChild {
         }
         process.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
         let base = NSTemporaryDirectory() + "alti-child-\(UUID().uuidString.prefix(8))"
-        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-        process.standardError = FileHandle(forWritingAtPath: base + ".err")
+        var pipes: (out: Pipe, err: Pipe)?
+        if underFileSizeLimit {
+            pipes = (Pipe(), Pipe())
+            process.standardOutput = pipes!.out
+            process.standardError = pipes!.err
+        } else {
+            _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+            _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+            process.standardError = FileHandle(forWritingAtPath: base + ".err")
+        }
         try process.run()
-        return AltiChild(process: process, outFile: base + ".out", errFile: base + ".err")
+        return AltiChild(process: process, outFile: base + ".out", errFile: base + ".err", pipes: pipes)
+    }
+
+    /// What the child wrote (for pipes: read once it has ended).
+    private func output(_ file: String, _ pipe: Pipe?) -> String {
+        if let pipe {
+            guard !process.isRunning else { return "" }
+            if let text = piped[file] { return text }
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            piped[file] = text
+            return text
+        }
+        return (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
     }
 
     /// Waits (at most ~30 s) for the child to end, polling.
@@ -47,23 +77,20 @@ struct AltiChild {
         throw RunError("alti \(process.arguments ?? []) did not end within 30 s")
     }
 
-    /// Waits (at most ~30 s) until the child has stopped itself (`ALTI_CRASH_AT=...:stop`).
-    func waitUntilStopped() async throws {
+    /// Waits (at most ~30 s) until the child pauses at its armed point (`ALTI_CRASH_AT=...:pause`
+    /// creates `pauseFile`); removing the file lets it go on.
+    func waitUntilPaused(_ pauseFile: String) async throws {
         for _ in 0..<3000 {
-            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-               let close = stat.lastIndex(of: ")") {
-                let state = stat[stat.index(close, offsetBy: 2)]
-                if state == "T" || state == "t" { return }
-            }
-            if !process.isRunning { throw RunError("alti ended (\(process.terminationStatus)) before its stop point: \(stderr)") }
+            if FileManager.default.fileExists(atPath: pauseFile) { return }
+            if !process.isRunning { throw RunError("alti ended (\(process.terminationStatus)) before its pause point: \(stderr)") }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw RunError("alti never reached its stop point")
+        throw RunError("alti never reached its pause point")
     }
 
     var killedBySIGKILL: Bool { process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL }
-    var stdout: String { (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "" }
+    var stdout: String { output(outFile, pipes?.out) }
+    var stderr: String { output(errFile, pipes?.err) }
 
     func removeFiles() {
         unlink(outFile)
@@ -145,7 +172,9 @@ struct AltiChild {
         }
         await emu.state.updateFaults {
             $0.put.trickleNext = 1
-            $0.put.trickleBytesPerSecond = 8192
+            // Slow enough to be caught in flight, fast enough that the emulator's handler (which
+            // sleeps per chunk received) lets it shut down soon after the kill.
+            $0.put.trickleBytesPerSecond = 32768
         }
         for _ in 0..<1500 {
             let before = await emu.state.stats()
@@ -298,8 +327,9 @@ struct AltiChild {
         try tree.copy(CommandContextTests.sample(1), to: "f/DJI_0001.JPG")
         try tree.ageAllFiles()
         try await withEmulator(testEmulatorConfiguration()) { emu in
-            // Parts of 0.1 MiB: 12 parts for the big image.
-            let args = ["sync", tree.path, "--project", Self.project, "--cloud", "oss", "--part-size", "0.1", "--transfers", "1"]
+            // Above 1 MiB in parts of 0.1 MiB: 12 parts for the big image, one PutObject for the other.
+            let args = ["sync", tree.path, "--project", Self.project, "--cloud", "oss", "--multipart-threshold", "1", "--part-size", "0.1",
+                        "--transfers", "1"]
             let child = try AltiChild.launch(args, Self.env(emu))
             defer { child.removeFiles() }
             try await Self.killMidBody(child, emu) { stats in
