@@ -100,7 +100,8 @@ public struct JournalHeader: Codable, Sendable, Equatable {
 }
 
 /// An append-only JSON-lines file beside the manifest (`<manifest>.journal`): a `JournalHeader`
-/// line written (and fsynced) when the file is made, then the events. Every batch of events is
+/// line written (and fsynced, then its folder fsynced: the new name) when the file is made, then
+/// the events. Every batch of events is
 /// one `write` followed by `fsync`, so what the journal says happened survives a crash or power
 /// loss at any instant; a torn last line (the crash hit mid-write) is ignored on read, a torn
 /// header included (the journal is then empty). The manifest is rewritten only when the journal
