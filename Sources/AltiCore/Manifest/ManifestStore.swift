@@ -356,11 +356,28 @@ public struct ManifestStore: Sendable {
         return pid
     }
 
+    /// Creates `url` (and missing parents). A new folder is an entry of its parent: each parent
+    /// that gained one is fsynced, so a power cut cannot lose the folder (and the fsynced
+    /// manifest inside it).
     static func makeDirectory(_ url: URL) throws(AltiError) {
+        let fm = FileManager.default
+        var created: [String] = []
+        var cursor = url.standardizedFileURL
+        while cursor.path != "/", !fm.fileExists(atPath: cursor.path) {
+            created.append(cursor.path)
+            cursor = cursor.deletingLastPathComponent()
+        }
+        guard !created.isEmpty else { return }
         do {
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try fm.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
             throw AltiError(.cannotWrite, "cannot create folder \(url.path): \(error.localizedDescription)")
+        }
+        for folder in created {
+            let parent = open((folder as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard parent >= 0 else { continue }
+            _ = fsync(parent)  // best effort: the folder exists; only its durability is at stake
+            close(parent)
         }
     }
 }
