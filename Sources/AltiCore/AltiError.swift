@@ -50,3 +50,20 @@ public struct AltiError: Error, LocalizedError, CustomStringConvertible, Sendabl
     public var errorDescription: String? { message }
     public var description: String { message }
 }
+
+extension AltiError {
+    /// A write of `file` that failed with `code`: a full disk (ENOSPC, EDQUOT) or a file-size
+    /// limit (EFBIG, `ulimit -f`) says so first, since freeing space is what fixes it; `kept` says
+    /// what is still safe. Always `cannotWrite` (73).
+    static func writeFailed(_ file: String, doing what: String, code: Int32, kept: String) -> AltiError {
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT:
+            return AltiError(.cannotWrite, "disk full: cannot \(what) \(file) (\(reason)); free space and run again (\(kept))")
+        case EFBIG:
+            return AltiError(.cannotWrite, "file size limit reached: cannot \(what) \(file) (\(reason)); raise the limit (ulimit -f) or free space and run again (\(kept))")
+        default:
+            return AltiError(.cannotWrite, "cannot \(what) \(file): \(reason); check that its folder is writable and run again (\(kept))")
+        }
+    }
+}

@@ -578,6 +578,8 @@ public actor EmulatorState {
         counters.peakBodiesInFlight = max(counters.peakBodiesInFlight, bodiesInFlight)
     }
     func bodyEnded() { bodiesInFlight -= 1 }
+    /// Upload bodies being received right now (a test times a kill to land mid-body with it).
+    public func uploadBodiesInFlight() -> Int { bodiesInFlight }
     func countPut(outcome: String) {
         counters.puts += 1
         counters.putsByOutcome[outcome, default: 0] += 1

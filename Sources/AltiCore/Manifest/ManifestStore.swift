@@ -299,9 +299,12 @@ public struct ManifestStore: Sendable {
 
     /// Saves atomically and durably: entries normalized (sorted, duplicates linked), `writtenAt`
     /// stamped with `nowNs()` just before the write, temp file in the same folder, fsync, rename,
-    /// fsync the folder. Returns the manifest as written.
+    /// fsync the folder. Returns the manifest as written. Any failure before the rename (a full
+    /// disk, most often) leaves the previous manifest byte for byte and removes the temp file.
+    /// - Parameter crashPoint: names this save for the test hook (`CrashPoint`): `<name>-temp-written`
+    ///   is reached after the temp file is fsynced and before the rename.
     @discardableResult
-    public func save(_ manifest: Manifest, to url: URL,
+    public func save(_ manifest: Manifest, to url: URL, crashPoint: String? = nil,
                      nowNs: () -> Int64 = RFC3339.nowNanoseconds) throws(AltiError) -> Manifest {
         var manifest = manifest
         manifest.normalize()
@@ -317,13 +320,15 @@ public struct ManifestStore: Sendable {
         let folder = url.deletingLastPathComponent()
         try Self.makeDirectory(folder)
         let temp = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        func fail(_ what: String) -> AltiError {
-            let error = OSError.current(what)
+        let kept = "the previous manifest is intact"
+        // `step` names the failed call for the reader of this code; the user needs the cause.
+        func fail(_ step: String) -> AltiError {
+            let code = errno
             unlink(temp)
-            return AltiError(.cannotWrite, "cannot write manifest \(url.path): \(what): \(error.message)")
+            return AltiError.writeFailed(url.path, doing: "write manifest", code: code, kept: kept)
         }
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 { throw fail("create temp file") }
+        if fd < 0 { throw fail("creating its temp file") }
         var written = 0
         let ok = data.withUnsafeBytes { raw -> Bool in
             while written < raw.count {
@@ -336,15 +341,20 @@ public struct ManifestStore: Sendable {
             }
             return true
         }
+        // close() may clobber errno: take the error first, then close.
         if !ok { let e = fail("write"); close(fd); throw e }
         if fsync(fd) != 0 { let e = fail("fsync"); close(fd); throw e }
         if close(fd) != 0 { throw fail("close") }
+        if let crashPoint { CrashPoint.reached(crashPoint + "-temp-written") }
         if rename(temp, url.path) != 0 { throw fail("rename") }
+        // The rename is in the folder's entries: without this fsync a power cut could bring back
+        // the old name (the data is safe either way, the temp file's blocks were fsynced).
         let dirfd = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
             defer { close(dirfd) }
             if fsync(dirfd) != 0 {
-                throw AltiError(.cannotWrite, "cannot write manifest \(url.path): fsync folder: \(OSError.current("fsync").message)")
+                throw AltiError.writeFailed(url.path, doing: "write manifest", code: errno,
+                                            kept: "it was renamed into place, but fsync of its folder failed")
             }
         }
         return manifest
@@ -390,11 +400,28 @@ public struct ManifestStore: Sendable {
         return pid
     }
 
+    /// Creates `url` (and missing parents). A new folder is an entry of its parent: each parent
+    /// that gained one is fsynced, so a power cut cannot lose the folder (and the fsynced
+    /// manifest inside it).
     static func makeDirectory(_ url: URL) throws(AltiError) {
+        let fm = FileManager.default
+        var created: [String] = []
+        var cursor = url.standardizedFileURL
+        while cursor.path != "/", !fm.fileExists(atPath: cursor.path) {
+            created.append(cursor.path)
+            cursor = cursor.deletingLastPathComponent()
+        }
+        guard !created.isEmpty else { return }
         do {
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try fm.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
             throw AltiError(.cannotWrite, "cannot create folder \(url.path): \(error.localizedDescription)")
+        }
+        for folder in created {
+            let parent = open((folder as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard parent >= 0 else { continue }
+            _ = fsync(parent)  // best effort: the folder exists; only its durability is at stake
+            close(parent)
         }
     }
 }

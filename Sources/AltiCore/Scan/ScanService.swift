@@ -341,7 +341,10 @@ public struct ScanService: Sendable {
                     // A read abandoned by the stop ends as "unreadable": it was not examined.
                     if stop.isSet, result.inspection.verdict == .unreadable { continue }
                     results[index] = result
-                    if result.inspection.sha1 != nil { hashed += 1 }
+                    if result.inspection.sha1 != nil {
+                        hashed += 1
+                        CrashPoint.reached("scan-hashed")
+                    }
                     if Task.isCancelled || stop.isSet { continue }  // drain what is in flight
                     if let every = checkpointEvery, clock.now - lastCheckpoint >= every {
                         do {

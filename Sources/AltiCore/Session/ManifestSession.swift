@@ -112,7 +112,7 @@ public final class ManifestSession: @unchecked Sendable {
                 (manifest, report) = try await scanner.update(
                     previous: previous, tree: tree, rehashAll: rebuild, jobs: jobs, progress: progress,
                     checkpoint: { checkpoint in
-                        try store.save(checkpoint.manifest, to: file, nowNs: clock)
+                        try store.save(checkpoint.manifest, to: file, crashPoint: "checkpoint", nowNs: clock)
                         saved.record(checkpoint)
                     })
             } catch is CancellationError {
@@ -229,6 +229,7 @@ public final class ManifestSession: @unchecked Sendable {
         manifest.remote.endpoint = endpoint
         manifest.remote.projectID = projectID
         try save()
+        CrashPoint.reached("binding-saved")
         journal = try SyncJournal(path: journalPath, header: JournalHeader(
             endpoint: endpoint, projectID: projectID, manifest: location.file.path))
     }
@@ -238,6 +239,7 @@ public final class ManifestSession: @unchecked Sendable {
     /// losing events is not). Does nothing before `bind`.
     public func fold(cloud: String?, bucket: String?) throws {
         guard journal != nil else { return }
+        CrashPoint.reached("fold")
         if let cloud, let bucket {
             manifest.remote.cloud = cloud
             manifest.remote.bucket = bucket
@@ -246,14 +248,15 @@ public final class ManifestSession: @unchecked Sendable {
         try ManifestSync.checkJournal(contents.header, journalPath: journalPath, manifest: manifest,
                                       manifestPath: location.file.path)
         ManifestSync.fold(contents.events, into: &manifest)
-        try save()
+        try save(crashPoint: "fold")
+        CrashPoint.reached("fold-saved")
         unlink(journalPath)
     }
 
     /// Saves server-side changes, keeping the scan's write time as the racy-check reference.
-    func save() throws {
+    func save(crashPoint: String? = nil) throws {
         let writtenAt = localFactsWrittenAtNs
-        manifest = try store.save(manifest, to: location.file, nowNs: { writtenAt })
+        manifest = try store.save(manifest, to: location.file, crashPoint: crashPoint, nowNs: { writtenAt })
     }
 
     /// Releases the lock.

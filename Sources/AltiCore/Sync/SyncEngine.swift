@@ -236,6 +236,7 @@ public struct SyncEngine: Sendable {
             }
             try await recorder.record(startEvents)
         }
+        CrashPoint.reached("registered")  // test hook: registered and journaled, nothing sent
         return tickets
     }
 

@@ -100,7 +100,8 @@ public struct JournalHeader: Codable, Sendable, Equatable {
 }
 
 /// An append-only JSON-lines file beside the manifest (`<manifest>.journal`): a `JournalHeader`
-/// line written (and fsynced) when the file is made, then the events. Every batch of events is
+/// line written (and fsynced, then its folder fsynced: the new name) when the file is made, then
+/// the events. Every batch of events is
 /// one `write` followed by `fsync`, so what the journal says happened survives a crash or power
 /// loss at any instant; a torn last line (the crash hit mid-write) is ignored on read, a torn
 /// header included (the journal is then empty). The manifest is rewritten only when the journal
@@ -117,18 +118,33 @@ public final class SyncJournal: @unchecked Sendable {
         self.path = path
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         if fd < 0 {
-            throw AltiError(.cannotWrite, "cannot open the sync journal \(path): \(String(cString: strerror(errno))); check that its folder is writable")
+            throw AltiError.writeFailed(path, doing: "create the sync journal", code: errno,
+                                        kept: "the manifest is intact and nothing was sent")
         }
         self.fd = fd
         var st = SystemStat()
-        if let header, fstat(fd, &st) == 0, st.st_size == 0 {
-            do {
-                try writeLines([try Self.encoder.encode(header)], events: 0)
-            } catch {
-                // A half-written header would read as an empty journal anyway; leave no file.
-                unlink(path)
-                throw error
-            }
+        guard fstat(fd, &st) == 0, st.st_size == 0 else { return }
+        do {
+            if let header { try writeLines([try Self.encoder.encode(header)], events: 0) }
+            // A new file's name lives in its folder: fsync the folder too, or a power cut could
+            // leave the events fsynced in a file no folder names.
+            try Self.syncFolder(of: path)
+        } catch {
+            // A half-written header would read as an empty journal anyway; leave no file.
+            unlink(path)
+            throw error
+        }
+    }
+
+    /// fsyncs the folder holding `path` (its entries: a new or renamed name).
+    static func syncFolder(of path: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        let dirfd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else { return }  // cannot open it for reading: nothing to fsync through
+        defer { close(dirfd) }
+        if fsync(dirfd) != 0 {
+            throw AltiError.writeFailed(path, doing: "create the sync journal", code: errno,
+                                        kept: "the manifest is intact and nothing was sent")
         }
     }
 
@@ -156,12 +172,15 @@ public final class SyncJournal: @unchecked Sendable {
     }
 
     private func appendNow(_ events: [JournalEvent]) throws {
+        CrashPoint.reached("journal-append")
         let encoder = Self.encoder
         try writeLines(try events.map { try encoder.encode($0) }, events: events.count)
     }
 
     /// One `write` (looping over short writes) and one `fsync` for all the lines, of which
-    /// `events` are events (the header is not one).
+    /// `events` are events (the header is not one). A write that fails part way (a full disk) is
+    /// cut back to the last whole batch, so the journal never ends in a fragment this process
+    /// made; after any failure the caller must stop recording (the sync stops sending).
     private func writeLines(_ lines: [Data], events: Int) throws {
         var bytes = Data()
         for line in lines {
@@ -169,20 +188,30 @@ public final class SyncJournal: @unchecked Sendable {
             bytes.append(0x0A)
         }
         try lock.withLock {
+            var st = SystemStat()
+            let start = fstat(fd, &st) == 0 ? st.st_size : -1
+            func fail(_ code: Int32) -> AltiError {
+                if start >= 0 { _ = ftruncate(fd, start) }
+                return AltiError.writeFailed(path, doing: "append to the sync journal", code: code,
+                                             kept: "the manifest and the events journaled before are intact")
+            }
             try bytes.withUnsafeBytes { raw in
+                if events > 0 {
+                    // Test hook: a crash in the middle of a line.
+                    CrashPoint.reached("journal-torn") { _ = write(fd, raw.baseAddress!, raw.count / 2) }
+                }
                 var offset = 0
                 while offset < raw.count {
                     let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw AltiError(.cannotWrite, "cannot append to the sync journal \(path): \(String(cString: strerror(errno)))")
+                        throw fail(errno)
                     }
                     offset += n
                 }
             }
-            if fsync(fd) != 0 {
-                throw AltiError(.cannotWrite, "cannot flush the sync journal \(path) to disk: \(String(cString: strerror(errno)))")
-            }
+            if events > 0 { CrashPoint.reached("journal-unsynced") }
+            if fsync(fd) != 0 { throw fail(errno) }
             eventsWritten += events
         }
     }
