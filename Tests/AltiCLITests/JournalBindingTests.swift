@@ -149,6 +149,9 @@ import Testing
         try tree.setMtime(".alti/.manifest.json.tmp-x", ns: (Int64(Date().timeIntervalSince1970) - 60) * 1_000_000_000)
         try tree.write(".alti/.manifest.json.tmp-\(deadPID)-42", halfWritten)       // its writer is gone
         try tree.write(".alti/.manifest.json.tmp-\(getpid())-7", halfWritten)       // live writer, just now
+        // "Just now" must still hold when the scan looks, however slowly a loaded machine gets there
+        // (a full suite once took 47 s): an mtime an hour ahead stays younger than the 10 s rule.
+        try tree.setMtime(".alti/.manifest.json.tmp-\(getpid())-7", ns: (Int64(Date().timeIntervalSince1970) + 3600) * 1_000_000_000)
         try tree.write(".alti/.other.json.tmp-x", halfWritten)                      // another file's
         try tree.setMtime(".alti/.other.json.tmp-x", ns: (Int64(Date().timeIntervalSince1970) - 60) * 1_000_000_000)
 
