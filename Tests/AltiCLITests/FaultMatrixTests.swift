@@ -238,7 +238,9 @@ import Testing
             // and polls: the poll interval doubles, so a slow link means fewer polls, not more.
             #expect(stats.registrations == 24)
             #expect(stats.count("hasImage") == 24)
-            #expect(stats.graphqlRequests <= 16, "\(stats.graphqlFields)")
+            // Without latency the same sync makes 8 requests; allow two more polls for a loaded
+            // machine.
+            #expect(stats.graphqlRequests <= 10, "\(stats.graphqlFields)")
             print("fault matrix, 500 ms latency: \(stats.graphqlRequests) GraphQL requests \(stats.graphqlFields)")
         }
     }
@@ -323,7 +325,8 @@ import Testing
         try await withEmulator(config) { emu in
             let run = try await Self.alti(Self.sync(tree), Self.env(emu))
             #expect(run.exitCode == 75, "\(run.stdout) \(run.stderr)")
-            #expect(run.stdout.contains("    Invalid: flight2/DJI_0020.JPG: \(reason)\n"), "\(run.stdout)")
+            // (One source: the summary names files by their full path.)
+            #expect(run.stdout.contains("    Invalid: \(tree.path("flight2/DJI_0020.JPG")): \(reason)\n"), "\(run.stdout)")
             let stats = await emu.state.stats()
             #expect(stats.imagesByState == ["Ready": 23, "Invalid": 1])
             let manifest = try SyncEndToEndTests.manifest(tree)
@@ -353,7 +356,9 @@ import Testing
             let run = try await Self.alti(Self.sync(tree), Self.env(emu))
             #expect(run.exitCode == 69, "\(run.stdout) \(run.stderr)")
             #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
-            #expect(run.stderr.hasPrefix("alti: the server is in ReadOnly mode"), "\(run.stderr)")
+            // Not "offline": the server answered; it only takes no uploads for now.
+            #expect(run.stderr == "alti: the server is in ReadOnly mode and accepts no uploads now; run again later; "
+                    + "24 images (1.9 MB) still to send\n", "\(run.stderr)")
             let stats = await emu.state.stats()
             #expect(stats.registrations == 0)
             #expect(stats.count("uploadImageS3") == 0 && stats.count("startImageUpload") == 0)
