@@ -234,7 +234,7 @@ public struct AltizureCatalog: RemoteCatalog {
     static func mapError(_ error: GraphQLFieldError, doing what: String) -> AltiError {
         let lower = error.message.lowercased()
         if lower.contains("read-only") || lower.contains("readonly") {
-            return AltiError(.unavailable, "the server is in read-only mode and refused to \(what); try again later")
+            return AltiError(.unavailable, "\(SyncService.serverModePrefix)read-only mode and refused to \(what); try again later")
         }
         return AltiError(.protocolError, "the server could not \(what): \(error.message)")
     }

@@ -95,6 +95,12 @@ public struct ProcessResult: Sendable {
     public var stdout: String
     public var stderr: String
     public var exitCode: Int32
+
+    public init(stdout: String, stderr: String, exitCode: Int32) {
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exitCode = exitCode
+    }
 }
 
 /// Runs programs for end-to-end tests.

@@ -200,10 +200,17 @@ public struct SyncService: Sendable {
         }
     }
 
+    /// How the refusals of a server in a mode other than Normal begin (`support.systemMode`
+    /// here, a read-only refusal of a mutation in `AltizureCatalog.mapError`).
+    public static let serverModePrefix = "the server is in "
+
     /// The one line a sync that found no network ends with: why, and what is left to send (the
     /// images not on the server per the manifests; what the run learnt is already saved).
     static func offline(_ error: AltiError, left plan: SyncPlan) -> AltiError {
-        let cause = error.message.hasPrefix("offline") ? error.message : "offline: \(error.message)"
+        // A server that answered with its mode (ReadOnly: maintenance) is reachable: saying
+        // "offline" would send the user to check a network that works.
+        let answered = error.message.hasPrefix(Self.serverModePrefix)
+        let cause = error.message.hasPrefix("offline") || answered ? error.message : "offline: \(error.message)"
         let left = plan.toSend.count == 1 ? "1 image" : "\(plan.toSend.count) images"
         // The cause may already say what to do (sign in to a Wi-Fi portal, run again).
         let advice = cause.contains(" again") ? "" : ": run alti sync again when online (nothing recorded was lost)"
@@ -298,7 +305,7 @@ public actor StorageChoice {
         if let made { return made }
         let info = try await catalog.serverInfo()
         guard info.systemMode == "Normal" else {
-            throw AltiError(.unavailable, "the server is in \(info.systemMode.isEmpty ? "an unknown" : info.systemMode) mode and accepts no uploads now; run again later")
+            throw AltiError(.unavailable, "\(SyncService.serverModePrefix)\(info.systemMode.isEmpty ? "an unknown" : info.systemMode) mode and accepts no uploads now; run again later")
         }
         let supported = storages.supportedClouds
         let serverClouds = info.supportedClouds.map { $0.uppercased() }
