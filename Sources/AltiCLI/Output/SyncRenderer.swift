@@ -288,6 +288,9 @@ final class SyncProgressDisplay: @unchecked Sendable {
         lock.withLock { tasks = [listen, draw] }
     }
 
+    /// What the events have said so far (the line is drawn from it).
+    var currentTally: Tally { lock.withLock { tally } }
+
     func apply(_ event: SyncEvent) {
         lock.withLock {
             switch event {

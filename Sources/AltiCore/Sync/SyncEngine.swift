@@ -323,10 +323,11 @@ public struct SyncEngine: Sendable {
         }
     }
 
-    /// Why a store refused an image's URL twice, and what to do. A URL that expired (on this
-    /// laptop's clock, counted from its receipt) while its body was still going out was fresh
-    /// when sent: the link is too slow for the server's URL lifetime, and the clock has nothing
-    /// to do with it. A URL refused while still valid here points at a clock or signing problem.
+    /// Why a store refused an image's URL twice, and what to do. When the URL's lifetime (on this
+    /// laptop's clock, counted from its receipt) had run out by the time the store answered, the
+    /// time on the way explains the refusal (latency, a slow body, a lifetime shorter than a
+    /// registration round trip): the link is too slow for the server's URL lifetime, whatever
+    /// the clock says. A URL refused while still valid here points at a clock or signing problem.
     static func refusedTwice(code: String, message: String, grant: UploadGrant, sentAt: Date, endedAt: Date,
                              transfers: Int) -> String {
         let refusal = "the store refused the upload twice (\(code): \(message))"
@@ -334,7 +335,7 @@ public struct SyncEngine: Sendable {
             let lifetime = Int(expiry.lifetime.rounded())
             let took = String(format: "%.1f", endedAt.timeIntervalSince(sentAt))
             let fewer = transfers > 1 ? "run again with fewer --transfers (e.g. --transfers \(max(1, transfers / 2))) so each image goes faster, or" : "run again"
-            return "the link is too slow for the server's URL lifetime (\(lifetime) s): \(refusal), its URL expired while the body was sent (\(took) s); \(fewer) from a faster link"
+            return "the link is too slow for the server's URL lifetime (\(lifetime) s): \(refusal) after its URL had expired on the way (the last try took \(took) s); \(fewer) from a faster link"
         }
         return "\(refusal) while its URL was still valid by this laptop's clock; check the laptop's clock and run again"
     }
