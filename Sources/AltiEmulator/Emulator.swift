@@ -25,7 +25,7 @@ public enum Emulator {
         let app = Application(
             responder: responder,
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [StorageDateHeaderHandler()],
+                additionalChannelHandlers: [StorageDateHeaderHandler(), ConnectionCountingHandler(state.connections)],
                 idleTimeout: configuration.idleTimeout.map { .milliseconds(Int64($0 * 1000)) })),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in

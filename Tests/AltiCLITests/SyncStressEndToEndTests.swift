@@ -165,8 +165,10 @@ import Testing
             // A closed lid: the client is frozen well past the idle timeout; its pooled
             // connections are closed by the server meanwhile.
             kill(process.processIdentifier, SIGSTOP)
+            let atStop = await emu.state.stats()
             try await Task.sleep(for: .milliseconds(1500))
-            let putsWhileStopped = await emu.state.stats().puts
+            let beforeResume = await emu.state.stats()
+            let putsWhileStopped = beforeResume.puts
             kill(process.processIdentifier, SIGCONT)
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -174,6 +176,10 @@ import Testing
             #expect(process.terminationStatus == 0, "\(stdout) \(stderr)")
             let stats = await emu.state.stats()
             #expect(stats.puts > putsWhileStopped, "the run went on after SIGCONT")
+            // The server closed the client's idle connections while it was frozen (a frozen
+            // client closes nothing), and the client opened new ones after it resumed.
+            #expect(beforeResume.connectionsClosed > atStop.connectionsClosed, "\(atStop) \(beforeResume)")
+            #expect(stats.connectionsOpened > beforeResume.connectionsOpened)
             #expect(stats.imagesByState["Ready"] == 24)
             #expect(stats.putsByImage.count == 24)
             #expect(stats.putsByImage.values.allSatisfy { $0 == 1 }, "no image stored twice: \(stats.putsByImage)")
