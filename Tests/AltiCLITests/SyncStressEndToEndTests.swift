@@ -153,6 +153,24 @@ import Testing
         }
     }
 
+    @Test func timeoutEndsAKeepTryingWaitForADeadServer() async throws {
+        let tree = try E2E.survey()
+        defer { tree.remove() }
+        // Nothing listens on port 1: every probe is refused; the first wait (5 s) outlasts the limit.
+        let env = ["ALTI_ENDPOINT": "http://127.0.0.1:1", "ALTI_KEY": E2E.key, "ALTI_TOKEN": E2E.token,
+                   "ALTI_RETRY_BASE_MS": "10", "ALTI_KEEP_TRYING_BASE_MS": "5000",
+                   "XDG_CONFIG_HOME": "/nonexistent-alti-config", "XDG_STATE_HOME": NSTemporaryDirectory()]
+        let result = try await E2E.alti(["sync", tree.path, "--project", Self.project, "--keep-trying", "--timeout", "1s"], env)
+        #expect(result.exitCode == 75, "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("waiting for the link ("), "\(result.stderr)")
+        #expect(result.stderr.hasSuffix(
+            "alti: timed out after 1s (--timeout): everything recorded is saved; run the same command again to continue\n"),
+                "\(result.stderr)")
+        // The scan was saved before the network was tried.
+        let manifest = try E2E.manifest(tree)
+        #expect(manifest.entries.filter { $0.sha1 != nil }.count == 24)
+    }
+
     @Test func aClientSuspendedPastTheServersIdleTimeoutReconnectsAndSendsNothingTwice() async throws {
         let tree = try E2E.survey()
         defer { tree.remove() }

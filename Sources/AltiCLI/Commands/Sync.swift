@@ -213,8 +213,8 @@ struct Sync: AsyncParsableCommand {
             scanLine?.finish()
             await display?.stop()
             if expiry.expired, !interruption.wasInterrupted, error is CancellationError || error is ScanInterrupted {
-                let during = error is ScanInterrupted ? "during the scan (what was hashed is saved)" : "(everything recorded is saved)"
-                throw AltiError(.incomplete, "timed out after \(timeout ?? "") (--timeout) \(during); run the same command again to continue")
+                let saved = error is ScanInterrupted ? " during the scan: what was hashed is saved" : ": everything recorded is saved"
+                throw AltiError(.incomplete, "timed out after \(timeout ?? "") (--timeout)\(saved); run the same command again to continue")
             }
             if let stopped = error as? ScanInterrupted { throw stopped.asAltiError }
             if interruption.wasInterrupted, error is CancellationError {
