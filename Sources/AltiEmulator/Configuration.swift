@@ -66,6 +66,10 @@ public struct EmulatorConfiguration: Sendable {
     public var logRequests: Bool = false
     /// Upper bound on kept request-log entries (oldest are dropped first).
     public var requestLogLimit: Int = 10_000
+    /// Seconds a connection may sit idle between requests before the server closes it (nil:
+    /// never, the default). Real servers and load balancers do close them (60-120 s); tests set
+    /// a short one to check that a client suspended longer re-connects instead of failing.
+    public var idleTimeout: TimeInterval?
 
     public init() {}
 

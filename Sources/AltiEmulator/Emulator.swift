@@ -24,7 +24,9 @@ public enum Emulator {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             responder: responder,
-            server: .http1(configuration: .init(additionalChannelHandlers: [StorageDateHeaderHandler()])),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [StorageDateHeaderHandler(), ConnectionCountingHandler(state.connections)],
+                idleTimeout: configuration.idleTimeout.map { .milliseconds(Int64($0 * 1000)) })),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)

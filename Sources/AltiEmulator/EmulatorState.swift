@@ -20,6 +20,8 @@ public actor EmulatorState {
     /// The credentials the emulator signs its S3 URLs with.
     public private(set) var s3Credentials: S3Credentials
     private var counters = EmulatorStats()
+    /// Connections accepted and ended, counted on the event loops (see `ConnectionCounter`).
+    nonisolated let connections = ConnectionCounter()
     private var bodiesInFlight = 0
     private var log: [RequestLogEntry] = []
     private var sequence = 0
@@ -613,6 +615,7 @@ public actor EmulatorState {
     public func stats() -> EmulatorStats {
         advanceReconstructions()
         var out = counters
+        (out.connectionsOpened, out.connectionsClosed) = connections.counts
         let all = images.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         out.images = all.map {
             ImageSummary(id: $0.id, projectID: $0.projectID, name: $0.name, filename: $0.filename,

@@ -201,6 +201,9 @@ public struct ImageSummary: Sendable, Codable, Equatable {
 public struct EmulatorStats: Sendable, Codable, Equatable {
     /// HTTP requests to `/graphql` (any outcome).
     public var graphqlRequests: Int = 0
+    /// TCP connections accepted, and those that have ended (either side closed them).
+    public var connectionsOpened: Int = 0
+    public var connectionsClosed: Int = 0
     /// Root-field invocations by field name (an aliased field counts once per alias).
     public var graphqlFields: [String: Int] = [:]
     /// Image registrations (uploadImageS3/OSS calls that created or re-registered an image).

@@ -75,6 +75,8 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Image name, server filename or id that processing turns Invalid (repeatable).",
                                valueName: "NAME"))
     var forceInvalid: [String] = []
+    @Option(help: "Close a connection left idle between requests this many seconds (default: never).")
+    var idleTimeout: Double?
     @Flag(help: "Start in ReadOnly system mode.")
     var readOnly = false
     @Option(help: "Seconds added to the OSS storage's clock (either sign); beyond 900 a client with a correct clock is RequestTimeTooSkewed.")
@@ -90,6 +92,7 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let message = faults.validationError() { throw ValidationError(message) }
+        if let idleTimeout, idleTimeout <= 0 { throw ValidationError("--idle-timeout must be more than 0 seconds") }
         for (name, value) in [("--processing-delay", processingDelay), ("--url-lifetime", urlLifetime),
                               ("--sts-lifetime", stsLifetime), ("--pending-timeout", pendingTimeout),
                               ("--reconstruction-phase", reconstructionPhase)] where value < 0 {
@@ -139,6 +142,7 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         config.ossBucket = ossBucket
         config.logRequests = logRequests
         config.faults = faults
+        config.idleTimeout = idleTimeout
         let emulator = try await Emulator.start(config, handleSignals: true)
         FileHandle.standardOutput.write(Data("alti-emulator listening on \(emulator.baseURL)\n".utf8))
         try await emulator.waitUntilStopped()

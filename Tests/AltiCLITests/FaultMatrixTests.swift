@@ -362,7 +362,8 @@ import Testing
             #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
             // Not "offline": the server answered; it only takes no uploads for now.
             #expect(run.stderr == "alti: the server is in ReadOnly mode and accepts no uploads now; run again later; "
-                    + "24 images (1.9 MB) still to send\n", "\(run.stderr)")
+                    + "24 images (1.9 MB) still to send; or add --keep-trying to wait until it accepts uploads "
+                    + "and resume in this run\n", "\(run.stderr)")
             let stats = await emu.state.stats()
             #expect(stats.registrations == 0)
             #expect(stats.count("uploadImageS3") == 0 && stats.count("startImageUpload") == 0)

@@ -144,7 +144,7 @@ import Testing
             let result = await Self.run(["sync", tree.path, "--project", Self.project], Self.env(emu))
             #expect(result.code == 0, "\(result.err)")
             #expect(result.out.contains("  scanned 1 image ("))
-            #expect(result.out.contains("  sent 1 image ("))
+            #expect(result.out.contains("  stored 1 image ("))
             #expect(result.out.contains("1 registration, 0 URL refreshes"))
             #expect(result.out.hasSuffix("The 1 image is Ready. Start the reconstruction with --start-reconstruction.\n"))
             #expect(!result.out.contains("1 images"))

@@ -13,6 +13,8 @@ actor FakeServer {
     var urlLifetime = 10_800
     var processOnStore = true
     var invalidOnStore: Set<String> = []
+    /// The reasons processing gives an image of `invalidOnStore`.
+    var invalidErrors = ["checksum mismatch"]
     var nextID = 0
 
     func count(_ op: String) { calls[op, default: 0] += 1 }
@@ -52,7 +54,7 @@ actor FakeServer {
         storedBytes[id] = size
         for (sha1, var image) in images where image.id == id {
             image.state = processOnStore ? (invalidOnStore.contains(sha1) ? "Invalid" : "Ready") : "Uploaded"
-            if image.state == "Invalid" { image.errors = ["checksum mismatch"] }
+            if image.state == "Invalid" { image.errors = invalidErrors }
             images[sha1] = image
         }
         return .stored
@@ -269,6 +271,11 @@ func fastOptions() -> SyncOptions {
 
 extension FakeServer {
     func setProcess(_ v: Bool) { processOnStore = v }
+    /// Processing turns the bytes stored for `sha1` Invalid with `errors`, every time.
+    func refuseOnStore(_ sha1: String, errors: [String]) {
+        invalidOnStore.insert(sha1)
+        invalidErrors = errors
+    }
     func finishProcessing() {
         for (sha1, var image) in images where image.state == "Uploaded" {
             image.state = "Ready"

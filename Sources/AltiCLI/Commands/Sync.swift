@@ -10,7 +10,7 @@ struct Sync: AsyncParsableCommand {
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
         usage: """
             alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
-                      [--dry-run] [--keep-trying[=<duration>]] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
+                      [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
             """,
         discussion: """
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
@@ -19,7 +19,7 @@ struct Sync: AsyncParsableCommand {
             uploaded is sent again. Exit codes: 0 all Ready; 64 bad flags; 65 corrupt manifest or \
             journal, or a journal of another project; 66 a PATH is missing, not a folder, or holds no images; 67 no such project, or the manifest \
             belongs to another; 69 server unreachable or read-only; 73 manifest cannot be written or is in \
-            use; 74 I/O error; 75 some Invalid/failed/processing (run again); 76 the server answered \
+            use; 74 I/O error; 75 some Invalid/failed/processing, or --timeout reached (run again); 76 the server answered \
             something unusable; 77 key or token refused; 78 bad config file; 79 every usable image is \
             Ready but some files are not usable images (named in the summary); 130 interrupted.
             """)
@@ -71,9 +71,23 @@ struct Sync: AsyncParsableCommand {
         valueName: "duration"))
     var keepTrying: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Stop the whole run after DURATION (90s, 30m, 2h, 1h30m; scan included): like Ctrl-C, everything recorded is saved and the summary says what is left; exit 75.",
+        valueName: "duration"))
+    var timeout: String?
+
+    @Flag(name: .customLong("resend-invalid"), help: "Send images the server refused twice with the same bytes once more (by default they are held until the file changes).")
+    var resendInvalid = false
+
     /// `--keep-trying`'s limit: nil for "until done"; throws on a malformed duration.
     static func keepTryingLimit(_ text: String) throws -> Duration? {
         if text == "always" { return nil }
+        return try duration(text, flag: "--keep-trying")
+    }
+
+    /// A duration as `--keep-trying` and `--timeout` take it: seconds (`90`, `1.5`) or
+    /// `h`/`m`/`s` parts (`90s`, `30m`, `1h30m`); throws naming `flag` on anything else.
+    static func duration(_ text: String, flag: String) throws -> Duration {
         if let seconds = Double(text), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
         var total = 0.0
         var number = ""
@@ -83,13 +97,13 @@ struct Sync: AsyncParsableCommand {
                 continue
             }
             guard let value = Double(number), let unit = ["h": 3600.0, "m": 60.0, "s": 1.0][String(character)] else {
-                throw ValidationError("--keep-trying=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
+                throw ValidationError("\(flag)=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
             }
             total += value * unit
             number = ""
         }
         guard number.isEmpty, total > 0 else {
-            throw ValidationError("--keep-trying=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
+            throw ValidationError("\(flag)=\(text) is not a duration: write e.g. 90s, 30m, 2h or 1h30m")
         }
         return .milliseconds(Int64(total * 1000))
     }
@@ -101,6 +115,7 @@ struct Sync: AsyncParsableCommand {
         if let wait, wait < 0 { throw ValidationError("--wait must be 0 or more seconds") }
         if startReconstruction, startAnyway { throw ValidationError("--start-reconstruction and --start-anyway exclude each other") }
         if manifest != nil, paths.count > 1 { throw ValidationError("--manifest names one file, so it takes exactly one PATH") }
+        if let timeout { _ = try Self.duration(timeout, flag: "--timeout") }
         if let keepTrying {
             _ = try Self.keepTryingLimit(keepTrying)
             if dryRun { throw ValidationError("--keep-trying and --dry-run exclude each other (a plan sends nothing)") }
@@ -114,6 +129,7 @@ struct Sync: AsyncParsableCommand {
         var options = SyncOptions()
         options.transfers = transfers.resolved
         options.dryRun = dryRun
+        options.resendInvalid = resendInvalid
         options.waitLimit = noWait ? nil : .milliseconds(Int64((wait ?? 600) * 1000))
         var request = SyncRequest(paths: paths, project: project, manifestOverride: manifest, cloud: cloud, bucket: bucket,
                                   options: options)
@@ -176,7 +192,19 @@ struct Sync: AsyncParsableCommand {
         let work = Task { try await service.run(request) }
         let interruption = Interruption(write: context.standardError) { work.cancel() }
         defer { interruption.remove() }
-        let summary: SyncSummary
+        // --timeout stops the run the way Ctrl-C does (the same cancellation, so the journal is
+        // folded and saved), then reports it as incomplete (75), not as interrupted (130).
+        let expiry = RunTimeout()
+        let timer = try timeout.map { text in
+            let limit = try Self.duration(text, flag: "--timeout")
+            return Task {
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                expiry.expire()
+                work.cancel()
+            }
+        }
+        defer { timer?.cancel() }
+        var summary: SyncSummary
         do {
             summary = try await work.value
             scanLine?.finish()
@@ -184,13 +212,29 @@ struct Sync: AsyncParsableCommand {
         } catch {
             scanLine?.finish()
             await display?.stop()
+            if expiry.expired, !interruption.wasInterrupted, error is CancellationError || error is ScanInterrupted {
+                let saved = error is ScanInterrupted ? " during the scan: what was hashed is saved" : ": everything recorded is saved"
+                throw AltiError(.incomplete, "timed out after \(timeout ?? "") (--timeout)\(saved); run the same command again to continue")
+            }
             if let stopped = error as? ScanInterrupted { throw stopped.asAltiError }
             if interruption.wasInterrupted, error is CancellationError {
                 throw AltiError(.interrupted, "interrupted: everything recorded so far (hashes, server answers) is saved; run the same command again to continue")
             }
             throw error
         }
+        if expiry.expired, !interruption.wasInterrupted, summary.report.phase == .interrupted {
+            summary.report.phase = .timedOut
+            summary.timeLimit = timeout
+        }
         context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
         if let code = SyncRenderer.exitCode(summary) { throw ExitCode(code) }
     }
+}
+
+/// Whether `--timeout` has fired (set by its timer, read when the run has stopped).
+final class RunTimeout: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    func expire() { lock.withLock { fired = true } }
+    var expired: Bool { lock.withLock { fired } }
 }

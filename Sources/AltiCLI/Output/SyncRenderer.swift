@@ -11,6 +11,8 @@ enum SyncRenderer {
     static func exitCode(_ s: SyncSummary) -> Int32? {
         let r = s.report
         if r.phase == .interrupted { return AltiError(.interrupted, "").exitCode }
+        // --timeout: the user set the limit, nothing went wrong; what is left is a re-run's work.
+        if r.phase == .timedOut { return AltiError(.incomplete, "").exitCode }
         if s.dryRun { return nil }
         if !r.failed.isEmpty || !r.invalid.isEmpty { return AltiError(.incomplete, "").exitCode }
         if s.waited, !(r.processing.isEmpty && r.notSent.isEmpty) { return AltiError(.incomplete, "").exitCode }
@@ -81,13 +83,16 @@ enum SyncRenderer {
         }
         let m = s.metrics
         if m.transfers > 0 || m.registrations > 0 {
-            lines.append("  sent \(count(m.transfers, "image")) (\(ScanRenderer.bytes(m.bytesStored))) in \(String(format: "%.1f", s.seconds)) s; \(count(m.registrations, "registration")), \(count(m.grantRefreshes, "URL refresh", plural: "URL refreshes")), \(count(m.apiRequests, "API request"))")
+            // Stores, not attempts: a run whose every PUT was refused stored nothing.
+            let unstored = m.transfers - m.imagesStored
+            lines.append("  stored \(count(m.imagesStored, "image")) (\(ScanRenderer.bytes(m.bytesStored))) in \(String(format: "%.1f", s.seconds)) s\(unstored > 0 ? " (\(count(unstored, "upload")) refused or failed)" : ""); \(count(m.registrations, "registration")), \(count(m.grantRefreshes, "URL refresh", plural: "URL refreshes")), \(count(m.apiRequests, "API request"))")
         } else {
             lines.append("  sent nothing; \(count(m.apiRequests, "API request"))")
         }
         lines.append("  Ready \(r.ready.count) · Invalid \(r.invalid.count) · processing \(r.processing.count) · failed \(r.failed.count)\(r.notSent.isEmpty ? "" : " · not sent \(r.notSent.count)")")
         for (sha1, errors) in r.invalid.sorted(by: { $0.key < $1.key }) {
-            lines.append("    Invalid: \(relative(s, sha1)): \(errors.isEmpty ? "no reason given" : errors.joined(separator: "; "))")
+            let held = r.heldInvalid.contains(sha1) ? " (refused again after a re-send: not sent until the file changes, or --resend-invalid)" : ""
+            lines.append("    Invalid: \(relative(s, sha1)): \(errors.isEmpty ? "no reason given" : errors.joined(separator: "; "))\(held)")
         }
         for (sha1, reason) in r.failed.sorted(by: { $0.key < $1.key }) {
             lines.append("    failed: \(relative(s, sha1)): \(reason)")
@@ -110,12 +115,19 @@ enum SyncRenderer {
     static func next(_ s: SyncSummary) -> String {
         let r = s.report
         let bad = unusable(s).count
+        if r.phase == .timedOut {
+            let sent = r.ready.count + r.processing.count
+            return "Timed out (--timeout \(s.timeLimit ?? "")): \(sent) of \(count(r.total, "image")) on the server (\(r.ready.count) Ready), \(r.total - sent) left to send. Progress is saved; run the same command again to continue."
+        }
         if r.phase == .interrupted {
             let sent = r.ready.count + r.processing.count
             return "Interrupted: \(sent) of \(count(r.total, "image")) on the server (\(r.ready.count) Ready), \(r.total - sent) left to send. Progress is saved; run the same command again to continue."
         }
         if !r.failed.isEmpty || !r.notSent.isEmpty {
             return "Not finished: run the same command again to retry the \(count(r.failed.count + r.notSent.count, "image")) left (nothing uploaded is sent again)."
+        }
+        if !r.invalid.isEmpty, Set(r.invalid.keys).isSubset(of: r.heldInvalid) {
+            return "The server rejected \(count(r.invalid.count, "image")) again after a re-send: fix or replace them (a changed file is sent again), or send them unchanged with --resend-invalid."
         }
         if !r.invalid.isEmpty {
             return "The server rejected \(count(r.invalid.count, "image")): fix or remove them, then run again (Invalid images are sent again)."
@@ -159,13 +171,17 @@ enum SyncRenderer {
         var bytesToSend: Int64
         var ready: [String]
         var invalid: [String: [String]]
+        /// Invalid images not sent in this run: refused again after a re-send (see DESIGN).
+        var heldInvalid: [String]
         var processing: [String]
         var failed: [String: String]
         var notSent: [String]
         /// Files that look like images but cannot be sent (path, verdict, detail).
         var notUsable: [Unusable]
         var requests: [String: Int]
+        /// Bytes of the images the store accepted (`imagesStored` of them).
         var bytesSent: Int64
+        var imagesStored: Int
         var filesHashed: Int
         var seconds: Double
         var reconstruction: [String: String]?
@@ -203,13 +219,14 @@ enum SyncRenderer {
             images: r.total, alreadyReady: r.alreadyReady, lostOnServer: r.lostOnServer.map(path).sorted(), toSend: r.toSend.map(path), bytesToSend: r.bytesToSend,
             ready: r.ready.map(path).sorted(),
             invalid: Dictionary(uniqueKeysWithValues: r.invalid.map { (path($0.key), $0.value) }),
+            heldInvalid: r.heldInvalid.map(path).sorted(),
             processing: r.processing.map(path).sorted(),
             failed: Dictionary(uniqueKeysWithValues: r.failed.map { (path($0.key), $0.value) }),
             notSent: r.notSent.map(path).sorted(), notUsable: unusable(s),
             requests: ["graphql": s.metrics.apiRequests, "graphqlRetries": s.metrics.apiRetries, "put": s.metrics.transfers,
                        "putRetries": s.metrics.transferRetries, "registrations": s.metrics.registrations,
                        "urlRefreshes": s.metrics.grantRefreshes],
-            bytesSent: s.metrics.bytesStored, filesHashed: s.sources.reduce(0) { $0 + $1.filesHashed }, seconds: s.seconds,
+            bytesSent: s.metrics.bytesStored, imagesStored: s.metrics.imagesStored, filesHashed: s.sources.reduce(0) { $0 + $1.filesHashed }, seconds: s.seconds,
             reconstruction: reconstruction)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -235,6 +252,9 @@ final class SyncProgressDisplay: @unchecked Sendable {
         var plannedBytes: Int64 = 0
         var stored = 0
         var failed = 0
+        /// The waiting phase: images whose processing is awaited, and those answered since.
+        var awaiting = 0
+        var answered = 0
     }
 
     init(isTerminal: Bool, write: @escaping @Sendable (String) -> Void) {
@@ -268,13 +288,24 @@ final class SyncProgressDisplay: @unchecked Sendable {
         lock.withLock { tasks = [listen, draw] }
     }
 
+    /// What the events have said so far (the line is drawn from it).
+    var currentTally: Tally { lock.withLock { tally } }
+
     func apply(_ event: SyncEvent) {
         lock.withLock {
             switch event {
             case .phase(let phase): tally.phase = phase
             case .planned(let images, let bytes):
+                // Each pass (--keep-trying runs the engine again) plans afresh.
                 tally.plannedImages = images
                 tally.plannedBytes = bytes
+                tally.stored = 0
+                tally.failed = 0
+            case .awaiting(let images):
+                tally.awaiting = images
+                tally.answered = 0
+            case .recorded(let e) where e.kind == .state && tally.phase == .waiting:
+                if let state = e.state, !state.isInProgress { tally.answered += 1 }
             case .recorded(let e) where e.kind == .stored: tally.stored += 1
             case .recorded(let e) where e.kind == .failed: tally.failed += 1
             default: break
@@ -283,6 +314,13 @@ final class SyncProgressDisplay: @unchecked Sendable {
     }
 
     static func line(_ t: Tally, metrics m: SyncMetrics.Snapshot, elapsed: Double) -> String {
+        if t.phase == .waiting {
+            // The upload's counts mean nothing here (a run with nothing to send read "0/0 images").
+            let images = t.awaiting == 1 ? "1 image" : "\(t.awaiting) images"
+            var line = "waiting for the server to verify \(images): \(t.answered) answered · retries \(m.retries)"
+            if t.failed > 0 { line += " · failed \(t.failed)" }
+            return line
+        }
         // Bytes on the wire drive the rate and the ETA; the byte count shown is what the store has
         // confirmed, so it never reads "all bytes" while images are still waiting for their answer.
         let sent = m.bytesInFlight

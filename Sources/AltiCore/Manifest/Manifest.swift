@@ -281,9 +281,15 @@ public struct ServerFacts: Codable, Sendable, Equatable {
     /// A multipart upload under way (OSS, large images): the parts already stored, so a re-run
     /// sends only the missing ones. nil when there is none.
     public var multipart: MultipartUpload?
+    /// How many times the server judged Invalid the bytes this client stored for this checksum
+    /// (issue 11: an image refused again after a re-send is held, not sent on every run). 0 when
+    /// never; written only when above 0.
+    public var refusedSends: Int
 
     public init(imageID: String = "", filename: String = "", state: ImageState = .absent, errors: [String] = [],
-                bucket: String = "", cloud: String = "", checkedAt: String = "", multipart: MultipartUpload? = nil) {
+                bucket: String = "", cloud: String = "", checkedAt: String = "", multipart: MultipartUpload? = nil,
+                refusedSends: Int = 0) {
+        self.refusedSends = refusedSends
         self.imageID = imageID
         self.filename = filename
         self.state = state
@@ -295,7 +301,7 @@ public struct ServerFacts: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case imageID, filename, state, errors, bucket, cloud, checkedAt, multipart
+        case imageID, filename, state, errors, bucket, cloud, checkedAt, multipart, refusedSends
     }
 
     public init(from decoder: any Decoder) throws {
@@ -309,6 +315,7 @@ public struct ServerFacts: Codable, Sendable, Equatable {
         // Optional: absent in manifests written before they existed (same schemaVersion).
         cloud = try c.decodeIfPresent(String.self, forKey: .cloud) ?? ""
         multipart = try c.decodeIfPresent(MultipartUpload.self, forKey: .multipart)
+        refusedSends = try c.decodeIfPresent(Int.self, forKey: .refusedSends) ?? 0
     }
 
     /// Explicit `null` for no multipart upload, so every server object has the same shape.
@@ -322,6 +329,7 @@ public struct ServerFacts: Codable, Sendable, Equatable {
         try c.encode(cloud, forKey: .cloud)
         try c.encode(checkedAt, forKey: .checkedAt)
         try c.encode(multipart, forKey: .multipart)
+        if refusedSends > 0 { try c.encode(refusedSends, forKey: .refusedSends) }
     }
 
     /// The recorded image id, if any.
@@ -339,16 +347,19 @@ public struct ServerFacts: Codable, Sendable, Equatable {
             state = event.state ?? state
             errors = event.errors ?? []
         case .state where event.state == .absent:
-            // hasImage said the project does not have it: an id recorded earlier is void.
+            // hasImage said the project does not have it: an id recorded earlier is void (and so
+            // are the server's verdicts on it).
             imageID = ""
             filename = ""
             state = .absent
             errors = []
+            refusedSends = 0
         case .started, .state:
             if let id = event.imageID { imageID = id }
             if let f = event.filename { filename = f }
             if let s = event.state { state = s }
             if let e = event.errors { errors = e }
+            if let n = event.refusedSends { refusedSends = n }
         case .stored:
             // The store has the bytes; until the server says otherwise the image is Uploaded.
             if !state.isDone { state = .uploaded; errors = [] }

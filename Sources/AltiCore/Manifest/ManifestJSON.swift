@@ -72,7 +72,7 @@ enum ManifestJSON {
     }
 
     static func value(_ s: ServerFacts) -> Value {
-        .object([
+        var fields: [(String, Value)] = [
             ("bucket", .string(s.bucket)),
             ("checkedAt", .string(s.checkedAt)),
             ("cloud", .string(s.cloud)),
@@ -80,8 +80,11 @@ enum ManifestJSON {
             ("filename", .string(s.filename)),
             ("imageID", .string(s.imageID)),
             ("multipart", s.multipart.map(value) ?? .null),
-            ("state", .string(s.state.rawValue)),
-        ])
+        ]
+        // Written only when the server has refused this client's bytes (as the Codable form does).
+        if s.refusedSends > 0 { fields.append(("refusedSends", .int(Int64(s.refusedSends)))) }
+        fields.append(("state", .string(s.state.rawValue)))
+        return .object(fields)
     }
 
     private static func newline(_ indent: Int, _ out: inout [UInt8]) {

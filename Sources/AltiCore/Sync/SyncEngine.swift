@@ -45,13 +45,16 @@ public struct SyncOptions: Sendable {
     public var pollMax: Duration = .seconds(5)
     /// Registrations per request when uploading (kept small so grants are fresh when used).
     public var registrationWindow = 16
+    /// `--resend-invalid`: send images the server refused twice with the same bytes anyway.
+    public var resendInvalid = false
 
     public init() {}
 }
 
 /// What a sync ended with, per checksum.
 public struct SyncReport: Sendable {
-    public enum Phase: String, Sendable { case complete, interrupted }
+    /// `timedOut`: stopped like `interrupted`, by `--timeout` (set by the command, which owns the timer).
+    public enum Phase: String, Sendable { case complete, interrupted, timedOut }
 
     public var phase: Phase = .complete
     public var total = 0
@@ -65,6 +68,9 @@ public struct SyncReport: Sendable {
     /// Held as Ready by the manifest, but no longer Ready on the server (deleted in the web app,
     /// the project emptied): sent again.
     public var lostOnServer: [String] = []
+    /// Invalid, and not sent in this run: the server refused these same bytes after a re-send
+    /// (or already in this run). Sent again when the file changes, or with `--resend-invalid`.
+    public var heldInvalid: [String] = []
     public var bytesToSend: Int64 = 0
     public var reconstruction: ReconstructionOutcome?
 
@@ -128,7 +134,9 @@ public struct SyncEngine: Sendable {
         try await lookUp(items.map(\.sha1), project: project)
 
         // 2. Plan: Ready is done, Uploaded is being processed, Pending/Invalid/absent are sent.
-        let plan = SyncPlan(items: items, facts: await recorder.facts)
+        var plan = SyncPlan(items: items, facts: await recorder.facts)
+        let held = await holdRefused(&plan)
+        report.heldInvalid = held.map(\.sha1)
         let stillDone = Set(plan.done.map(\.sha1))
         report.alreadyReady = recorded.done.filter { stillDone.contains($0.sha1) }.count
         report.lostOnServer = recorded.done.filter { !stillDone.contains($0.sha1) }.map(\.sha1)
@@ -171,6 +179,22 @@ public struct SyncEngine: Sendable {
             }
             try await recorder.record(events)
         }
+    }
+
+    /// Takes out of the plan the Invalid images whose bytes are not to be sent again: refused
+    /// in this run already, or refused twice (a first send and one re-send) unless
+    /// `--resend-invalid`. A changed file has a new checksum, hence no refusals.
+    func holdRefused(_ plan: inout SyncPlan) async -> [SyncItem] {
+        let facts = await recorder.facts
+        let refusedNow = await recorder.refusedThisRun
+        var held: [SyncItem] = []
+        plan.toSend.removeAll { item in
+            guard let f = facts[item.sha1], f.state == .invalid else { return false }
+            let hold = refusedNow.contains(item.sha1) || (!options.resendInvalid && f.refusedSends >= 2)
+            if hold { held.append(item) }
+            return hold
+        }
+        return held
     }
 
     // MARK: Upload
@@ -258,13 +282,14 @@ public struct SyncEngine: Sendable {
                 ticket = renewed
                 continue
             }
+            let sentAt = now()
             let outcome = try await storage.transfer(ticket.item.source, contentType: ticket.item.contentType,
                                                      grant: ticket.grant, resume: await resume(ticket.item.sha1)) { delta in
                 metrics.addBytes(delta)
             }
             switch outcome {
             case .stored:
-                await recorder.countTransfer(bytesStored: ticket.item.source.size)
+                await recorder.countTransfer(stored: true, bytes: ticket.item.source.size)
                 try await recorder.record(JournalEvent(.stored, sha1: ticket.item.sha1, at: now(), imageID: ticket.imageID))
                 if let completed = try await storage.complete(imageID: ticket.imageID) {
                     try await recorder.record(JournalEvent(.state, sha1: ticket.item.sha1, at: now(), imageID: completed.id,
@@ -272,11 +297,12 @@ public struct SyncEngine: Sendable {
                 }
                 return
             case .grantRejected(let code, let message):
-                await recorder.countTransfer(bytesStored: 0)
+                await recorder.countTransfer(stored: false, bytes: 0)
                 if refusals >= 1 {
                     try await recorder.record(JournalEvent(
                         .failed, sha1: ticket.item.sha1, at: now(),
-                        reason: "the store refused the upload twice (\(code): \(message)); check the laptop's clock and run again"))
+                        reason: Self.refusedTwice(code: code, message: message, grant: ticket.grant, sentAt: sentAt, endedAt: now(),
+                                                  transfers: options.transfers)))
                     return
                 }
                 refusals += 1
@@ -284,11 +310,11 @@ public struct SyncEngine: Sendable {
                 guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
                 ticket = renewed
             case .unreachable(let reason):
-                await recorder.countTransfer(bytesStored: 0)
+                await recorder.countTransfer(stored: false, bytes: 0)
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason, transient: true))
                 return
             case .failed(let reason):
-                await recorder.countTransfer(bytesStored: 0)
+                await recorder.countTransfer(stored: false, bytes: 0)
                 // A source that changed under us is hashed again by the next run, whatever its stat says.
                 let change = ticket.item.source.changeFound()
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: change ?? reason,
@@ -296,6 +322,23 @@ public struct SyncEngine: Sendable {
                 return
             }
         }
+    }
+
+    /// Why a store refused an image's URL twice, and what to do. When the URL's lifetime (on this
+    /// laptop's clock, counted from its receipt) had run out by the time the store answered, the
+    /// time on the way explains the refusal (latency, a slow body, a lifetime shorter than a
+    /// registration round trip): the link is too slow for the server's URL lifetime, whatever
+    /// the clock says. A URL refused while still valid here points at a clock or signing problem.
+    static func refusedTwice(code: String, message: String, grant: UploadGrant, sentAt: Date, endedAt: Date,
+                             transfers: Int) -> String {
+        let refusal = "the store refused the upload twice (\(code): \(message))"
+        if let expiry = grant.expiry, endedAt >= expiry.at {
+            let lifetime = Int(expiry.lifetime.rounded())
+            let took = String(format: "%.1f", endedAt.timeIntervalSince(sentAt))
+            let fewer = transfers > 1 ? "run again with fewer --transfers (e.g. --transfers \(max(1, transfers / 2))) so each image goes faster, or" : "run again"
+            return "the link is too slow for the server's URL lifetime (\(lifetime) s): \(refusal) after its URL had expired on the way (the last try took \(took) s); \(fewer) from a faster link"
+        }
+        return "\(refusal) while its URL was still valid by this laptop's clock; check the laptop's clock and run again"
     }
 
     /// The multipart upload recorded for an image, and a journal hook for its next steps.
@@ -329,6 +372,7 @@ public struct SyncEngine: Sendable {
     func waitForProcessing(items: [SyncItem], project: String, limit: Duration) async throws {
         let deadline = now().addingTimeInterval(limit.seconds)
         var interval = options.pollInitial
+        var announced = false
         while true {
             let facts = await recorder.facts
             // Poll what the server is processing: Uploaded, or a state this client does not know
@@ -336,6 +380,11 @@ public struct SyncEngine: Sendable {
             let pending = items.compactMap { item -> (sha1: String, id: String)? in
                 guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
                 return (item.sha1, id)
+            }
+            if !announced {
+                // The display's total for this phase (the upload's plan says nothing about it).
+                announced = true
+                await recorder.setAwaiting(images: pending.count)
             }
             if pending.isEmpty || now() >= deadline { return }
             try await sleep(interval)

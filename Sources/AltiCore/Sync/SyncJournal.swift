@@ -44,13 +44,17 @@ public struct JournalEvent: Codable, Sendable, Equatable {
     public var rehash: Bool?
     /// A failure of the network, not of the image: another run (or `--keep-trying`) may mend it.
     public var transient: Bool?
+    /// A state event that is the server's Invalid verdict on bytes this client stored: how many
+    /// such verdicts this checksum has had in all (absolute, so folding twice changes nothing).
+    public var refusedSends: Int?
 
     public init(
         _ kind: Kind, sha1: String, at: Date = Date(), imageID: String? = nil, filename: String? = nil,
         bucket: String? = nil, state: ImageState? = nil, errors: [String]? = nil, reason: String? = nil,
         cloud: String? = nil, uploadID: String? = nil, key: String? = nil, partSize: Int64? = nil,
-        part: MultipartUpload.Part? = nil, rehash: Bool? = nil, transient: Bool? = nil
+        part: MultipartUpload.Part? = nil, rehash: Bool? = nil, transient: Bool? = nil, refusedSends: Int? = nil
     ) {
+        self.refusedSends = refusedSends
         self.rehash = rehash
         self.transient = transient
         self.cloud = cloud

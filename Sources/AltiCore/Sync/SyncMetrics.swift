@@ -9,8 +9,11 @@ public final class SyncMetrics: @unchecked Sendable {
         /// GraphQL POSTs sent (retries included).
         public var apiRequests = 0
         public var apiRetries = 0
-        /// Image transfers that ended (stored, refused or failed): one per grant used.
+        /// Image transfers that ended (stored, refused or failed): one per grant used. Attempts,
+        /// not stores: the summary reports `imagesStored`.
         public var transfers = 0
+        /// Transfers the store accepted (the images whose bytes it now holds).
+        public var imagesStored = 0
         /// Bytes of the transfers that were stored.
         public var bytesStored: Int64 = 0
         /// Retries of a transfer on the same grant (transient failures).

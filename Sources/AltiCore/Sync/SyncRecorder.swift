@@ -13,6 +13,8 @@ public enum SyncEvent: Sendable, Equatable {
     case planned(images: Int, bytes: Int64)
     /// A journaled server fact or local failure.
     case recorded(JournalEvent)
+    /// Processing is being waited on for this many images (the waiting phase's total).
+    case awaiting(images: Int)
     /// A grant was replaced (stale, or refused once).
     case grantRefreshed(sha1: String)
 }
@@ -61,9 +63,15 @@ public actor SyncRecorder {
         for continuation in subscribers.values { continuation.yield(event) }
     }
 
-    public func record(_ events: [JournalEvent]) async throws {
-        guard !events.isEmpty else { return }
+    /// Checksums whose stored bytes the server judged Invalid during this run: not sent again
+    /// in it (`--keep-trying` passes included).
+    public private(set) var refusedThisRun: Set<String> = []
+
+    public func record(_ incoming: [JournalEvent]) async throws {
+        guard !incoming.isEmpty else { return }
+        let events = Self.judgeRefusals(incoming, facts: facts)
         for journal in journals { try await journal.append(events) }
+        for event in events where event.refusedSends != nil { refusedThisRun.insert(event.sha1) }
         for event in events {
             facts[event.sha1, default: ServerFacts()].apply(event)
             switch event.kind {
@@ -85,10 +93,49 @@ public actor SyncRecorder {
 
     public func record(_ event: JournalEvent) async throws { try await record([event]) }
 
-    /// One transfer ended; `bytes` were stored (0 when it was refused or failed).
-    public func countTransfer(bytesStored bytes: Int64) {
+    /// The server's reason for an Invalid that means "the bytes do not hash to the checksum
+    /// registered" (the emulator: "checksum mismatch: registered X, stored bytes have Y").
+    static func isChecksumMismatch(_ errors: [String]) -> Bool {
+        errors.contains { $0.lowercased().contains("checksum mismatch") }
+    }
+
+    /// Marks an Invalid that follows bytes this client stored (the image was Uploaded, or in a
+    /// state the client does not know) as a refusal, with the checksum's running count, so the
+    /// journal holds an absolute fact. A refusal for a checksum mismatch also fails the image with
+    /// `rehash`: the file is hashed again before it is sent next, instead of the same bytes going
+    /// to a checksum they do not match on every run.
+    static func judgeRefusals(_ events: [JournalEvent], facts: [String: ServerFacts]) -> [JournalEvent] {
+        var projected = facts
+        var out: [JournalEvent] = []
+        for var event in events {
+            let prior = projected[event.sha1]
+            if event.kind == .state || event.kind == .started, event.state == .invalid, event.refusedSends == nil,
+               let prior, prior.state.isInProgress {
+                event.refusedSends = prior.refusedSends + 1
+                out.append(event)
+                projected[event.sha1, default: ServerFacts()].apply(event)
+                if isChecksumMismatch(event.errors ?? []) {
+                    let reason = (event.errors ?? []).first { $0.lowercased().contains("checksum mismatch") } ?? "checksum mismatch"
+                    let failure = JournalEvent(
+                        .failed, sha1: event.sha1, at: Date(),
+                        reason: "the server found that the bytes sent do not match the checksum (\(reason)); the file will be hashed again before it is sent: run again",
+                        rehash: true)
+                    out.append(failure)
+                    projected[event.sha1, default: ServerFacts()].apply(failure)
+                }
+                continue
+            }
+            out.append(event)
+            projected[event.sha1, default: ServerFacts()].apply(event)
+        }
+        return out
+    }
+
+    /// One transfer ended: `stored` with `bytes`, or refused or failed (no bytes).
+    public func countTransfer(stored: Bool, bytes: Int64) {
         metrics.update {
             $0.transfers += 1
+            if stored { $0.imagesStored += 1 }
             $0.bytesStored += bytes
         }
     }
@@ -96,6 +143,8 @@ public actor SyncRecorder {
     public func setPlan(images: Int, bytes: Int64) { publish(.planned(images: images, bytes: bytes)) }
 
     public func setPhase(_ phase: SyncPhase) { publish(.phase(phase)) }
+
+    public func setAwaiting(images: Int) { publish(.awaiting(images: images)) }
 
     public func countGrantRefresh(sha1: String) {
         metrics.update { $0.grantRefreshes += 1 }

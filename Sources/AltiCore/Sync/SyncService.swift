@@ -61,6 +61,8 @@ public struct SyncSummary: Sendable {
     public var seconds: Double
     /// Why the plan was made from the manifests alone (no network, no credentials).
     public var offlineReason: String? = nil
+    /// `--timeout` as the user wrote it, when the run stopped on it.
+    public var timeLimit: String? = nil
 }
 
 /// `alti sync`: open the sources (scan) -> resolve the project -> diff -> upload -> wait ->
@@ -153,7 +155,7 @@ public struct SyncService: Sendable {
             await recorder.finish()
             _ = try? await writeBack(sessions, choice: choice)
             if let lost = error as? AltiError, lost.kind == .unavailable {
-                throw Self.offline(lost, left: SyncPlan(items: items, facts: await recorder.facts))
+                throw Self.offline(lost, left: SyncPlan(items: items, facts: await recorder.facts), keepTrying: request.keepTrying)
             }
             throw error
         }
@@ -187,7 +189,7 @@ public struct SyncService: Sendable {
         var isOn: Bool { keepTrying != nil && (deadline.map { Date() < $0 } ?? true) }
 
         mutating func wait(_ error: AltiError, left: SyncPlan) async throws {
-            guard let keepTrying, isOn else { throw SyncService.offline(error, left: left) }
+            guard let keepTrying, isOn else { throw SyncService.offline(error, left: left, keepTrying: self.keepTrying) }
             var delay = keepTrying.delay(waits)
             if let deadline { delay = min(delay, .milliseconds(Int64(max(0, deadline.timeIntervalSinceNow) * 1000))) }
             waits += 1
@@ -206,7 +208,11 @@ public struct SyncService: Sendable {
 
     /// The one line a sync that found no network ends with: why, and what is left to send (the
     /// images not on the server per the manifests; what the run learnt is already saved).
-    static func offline(_ error: AltiError, left plan: SyncPlan) -> AltiError {
+    /// `keepTrying`: the run's `--keep-trying`, if given (then its time is up); without it the
+    /// line points at it, since a patient user may want the run to wait for the link.
+    static func offline(_ error: AltiError, left plan: SyncPlan, keepTrying: KeepTrying? = nil) -> AltiError {
+        // Already the offline line (a Waiter past its limit): do not wrap it twice.
+        if error.message.contains(" still to send") { return error }
         // A server that answered with its mode (ReadOnly: maintenance) is reachable: saying
         // "offline" would send the user to check a network that works.
         let answered = error.message.hasPrefix(Self.serverModePrefix)
@@ -214,7 +220,10 @@ public struct SyncService: Sendable {
         let left = plan.toSend.count == 1 ? "1 image" : "\(plan.toSend.count) images"
         // The cause may already say what to do (sign in to a Wi-Fi portal, run again).
         let advice = cause.contains(" again") ? "" : ": run alti sync again when online (nothing recorded was lost)"
-        return AltiError(.unavailable, "\(cause); \(left) (\(ByteCount.text(plan.bytesToSend))) still to send\(advice)")
+        let patience = keepTrying != nil ? "; --keep-trying's time is up"
+            : answered ? "; or add --keep-trying to wait until it accepts uploads and resume in this run"
+            : "; or add --keep-trying to wait for the link and resume in this run"
+        return AltiError(.unavailable, "\(cause); \(left) (\(ByteCount.text(plan.bytesToSend))) still to send\(advice)\(patience)")
     }
 
     /// Starts the reconstruction unless the project already has a task: a re-run of the same
