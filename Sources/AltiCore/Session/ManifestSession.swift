@@ -281,7 +281,9 @@ public final class ManifestSession: @unchecked Sendable {
                 items.append(SyncItem(
                     sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs,
                                          sha1: sha1),
-                    filename: (entry.path as NSString).lastPathComponent, imageType: type.rawValue,
+                    // The server's filename is a display form: valid UTF-8 (the escaped form for a
+                    // name that is not), never a key: images are told apart by checksum.
+                    filename: RecordedPath.display((entry.path as NSString).lastPathComponent), imageType: type.rawValue,
                     width: entry.width ?? 0, height: entry.height ?? 0))
             }
         }
