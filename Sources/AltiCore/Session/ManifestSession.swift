@@ -307,7 +307,14 @@ extension ManifestSession {
                 sessions.append(session)
                 guard readArchives, session.tree is FolderTree else { continue }
                 for relative in session.scanReport.archivesFound {
-                    let archive = session.root == "/" ? "/" + relative : session.root + "/" + relative
+                    // The archive's root is a `String` path (libarchive opens it by name): its
+                    // recorded form is decoded; one whose name is not UTF-8 cannot be named so.
+                    guard let onDisk = String(validating: RecordedPath.bytes(relative), as: UTF8.self) else {
+                        session.scanReport.unreadableOtherFiles.append(PathProblem(
+                            path: relative, detail: "an archive whose name is not UTF-8 is not read in place; rename it"))
+                        continue
+                    }
+                    let archive = session.root == "/" ? "/" + onDisk : session.root + "/" + onDisk
                     let manifest = archiveManifestFolder(forManifest: session.location.file)
                         .appendingPathComponent(ManifestStore.fallbackName(root: archive)).path
                     do {
