@@ -10,7 +10,7 @@ import Testing
 /// and the bytes read back.
 @Suite("Bad local input")
 struct BadLocalInputTests {
-    static func jpeg(_ seed: Int) -> [UInt8] { ScanFixtures.jpeg(width: 40 + seed, height: 30, seed: seed) }
+    static func jpeg(_ seed: Int) -> [UInt8] { ScanFixtures.jpeg(width: 40 + seed, height: 30, seed: UInt8(seed)) }
 
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
@@ -184,7 +184,7 @@ struct BadLocalInputTests {
                 _ = try FolderTree(root: tree.path).open("DJI_0002.JPG")
                 outcome.set("opened")
             } catch {
-                outcome.set(error.message)
+                outcome.set((error as? OSError)?.message ?? "\(error)")
             }
             done.signal()
         }
