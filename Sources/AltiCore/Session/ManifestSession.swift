@@ -208,6 +208,9 @@ public final class ManifestSession: @unchecked Sendable {
             if rebuild { return ((try? store.load(seed)) ?? nil, nil) }
             return (try store.load(seed), nil)
         } catch where error.kind == .dataError {
+            // A newer alti's manifest is not damaged: only upgrading alti reads it (even with
+            // --rebuild, which would move that alti's facts aside).
+            if ManifestStore.isNewerRefusal(error) { throw error }
             guard rebuild else {
                 throw AltiError(.dataError, error.message + "; fix it, or run `alti scan --rebuild \(root)` to move it aside and start over")
             }
