@@ -17,7 +17,7 @@ struct ManifestSchemaTests {
         for path in examples {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let manifest = try ManifestStore.decode(data, file: path)
-            #expect(manifest.schemaVersion == 1)
+            #expect(manifest.schemaVersion == Manifest.currentSchemaVersion)
             // Examples are in canonical form: what alti itself would write.
             var normalized = manifest
             normalized.normalize()
@@ -30,9 +30,11 @@ struct ManifestSchemaTests {
         let tree = try TempTree("schema-neg")
         let base = try String(contentsOfFile: examples[0], encoding: .utf8)
         let broken = [
-            base.replacingOccurrences(of: "\"schemaVersion\" : 1", with: "\"schemaVersion\" : 2"),
+            base.replacingOccurrences(of: "\"schemaVersion\" : 2", with: "\"schemaVersion\" : 3"),
             base.replacingOccurrences(of: "\"verdict\" : \"ok\"", with: "\"verdict\" : \"fine\""),
             base.replacingOccurrences(of: "\"missing\" : false", with: "\"missing\" : \"no\""),
+            // A "%" that is not an escape: a recorded path writes a literal one as "%25".
+            base.replacingOccurrences(of: "\"path\" : \"fake.jpg\"", with: "\"path\" : \"fake%.jpg\""),
         ]
         var paths: [String] = []
         for (i, text) in broken.enumerated() {

@@ -13,7 +13,7 @@ struct ManifestStoreTests {
             ("cut", Array("{\"schemaVersion\":1,\"entries\":[".utf8), "ends in the middle"),
             ("empty", [], "the file is empty"),
             ("shape", Array("{\"schemaVersion\":1,\"generator\":\"alti 0\",\"source\":{\"root\":\"/x\",\"kind\":\"folder\"},\"remote\":{\"endpoint\":\"\",\"projectID\":\"\",\"cloud\":\"\",\"bucket\":\"\"},\"writtenAt\":\"\",\"writtenAtNs\":0,\"entries\":[{\"path\":\"a.jpg\",\"size\":\"big\"}]}".utf8), "entries[0].size"),
-            ("newer", Array("{\"schemaVersion\":2,\"whatever\":true}".utf8), "schemaVersion 2 is newer"),
+            ("newer", Array("{\"schemaVersion\":3,\"whatever\":true}".utf8), "schemaVersion 3 is newer"),
             ("foreign", Array("[1,2,3]".utf8), "not an alti manifest"),
         ]
     }

@@ -81,6 +81,9 @@ struct Scan: AsyncParsableCommand {
                 ?? dead.unreadableOtherFiles.first.map { "\($0.path): \($0.detail)" } ?? ""
             throw AltiError(.ioError, "no file under \(dead.root) could be read (\(first))")
         }
+        // Before 79: a file still being copied is not unusable, it is not finished; a re-run once
+        // the copy is done records it.
+        if let changing = ScanRenderer.changingError(reports) { throw changing }
         // As sync does: a script can tell "every file is a usable image" from "the usable ones are
         // recorded, some are not" (damaged, encrypted or refused members, unreadable files), which
         // the summary names.

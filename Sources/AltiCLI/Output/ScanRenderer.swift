@@ -40,8 +40,15 @@ enum ScanRenderer {
         var skipped = ["\(r.otherFilesSkipped) other file\(r.otherFilesSkipped == 1 ? "" : "s")",
                        "\(r.hiddenOrJunkSkipped) hidden or junk"]
         if r.symlinksSkipped > 0 { skipped.append("\(r.symlinksSkipped) symlink\(r.symlinksSkipped == 1 ? "" : "s") (not followed)") }
-        if r.specialFilesSkipped > 0 { skipped.append("\(r.specialFilesSkipped) special") }
+        if r.specialFilesSkipped > 0 { skipped.append("\(r.specialFilesSkipped) special (not regular files, never opened)") }
         lines.append("  skipped:    " + skipped.joined(separator: ", "))
+        for path in r.specialFiles.prefix(problemLines) {
+            lines.append("    \(path): not a regular file (a FIFO, device or socket); skipped")
+        }
+        for path in r.changing.prefix(problemLines) { lines.append("  " + changingLine(root: r.root, path)) }
+        for path in r.vanished.prefix(problemLines) {
+            lines.append("  vanished: \(absolute(root: r.root, path)) was removed during the scan; not recorded")
+        }
         if !r.archivesFound.isEmpty {
             let listed = r.archivesFound.prefix(5).joined(separator: ", ") + (r.archivesFound.count > 5 ? ", ..." : "")
             lines.append(r.kind == "archive"
@@ -60,4 +67,20 @@ enum ScanRenderer {
     }
 
     static func bytes(_ n: Int64) -> String { ByteCount.text(n) }
+
+    static func absolute(root: String, _ path: String) -> String { root == "/" ? "/" + path : root + "/" + path }
+
+    /// The line for a file that changed while it was read (the summary's, and the error's).
+    static func changingLine(root: String, _ path: String) -> String {
+        "changing: \(absolute(root: root, path)) is still being written; run again when the copy has finished"
+    }
+
+    /// The error of a run that left files being written unrecorded (exit 75), or nil: the
+    /// first such file, and how many more.
+    static func changingError(_ reports: [ScanReport]) -> AltiError? {
+        let all = reports.flatMap { r in r.changing.map { (r.root, $0) } }
+        guard let (root, first) = all.first else { return nil }
+        let more = all.count > 1 ? " (and \(all.count - 1) more)" : ""
+        return AltiError(.incomplete, changingLine(root: root, first) + more)
+    }
 }

@@ -15,6 +15,7 @@ enum SyncRenderer {
         if r.phase == .timedOut { return AltiError(.incomplete, "").exitCode }
         if s.dryRun { return nil }
         if !r.failed.isEmpty || !r.invalid.isEmpty { return AltiError(.incomplete, "").exitCode }
+        if !changing(s).isEmpty { return AltiError(.incomplete, "").exitCode }
         if s.waited, !(r.processing.isEmpty && r.notSent.isEmpty) { return AltiError(.incomplete, "").exitCode }
         if !s.waited, !r.notSent.isEmpty { return AltiError(.incomplete, "").exitCode }
         if let rec = r.reconstruction, rec.errorMessage != nil { return AltiError(.incomplete, "").exitCode }
@@ -40,6 +41,12 @@ enum SyncRenderer {
         }
     }
 
+    /// Files that changed while the scan read them (copies still being written), full paths:
+    /// not recorded, so not sent; the run exits 75 and the next one reads them again.
+    static func changing(_ s: SyncSummary) -> [String] {
+        s.sources.flatMap { source in source.changing.map { ScanRenderer.absolute(root: source.root, $0) } }
+    }
+
     /// "1 image", "2 images"; "1 URL refresh", "2 URL refreshes".
     static func count(_ n: Int, _ noun: String, plural: String? = nil) -> String {
         "\(n) \(n == 1 ? noun : plural ?? noun + "s")"
@@ -60,6 +67,7 @@ enum SyncRenderer {
         var scanLine = "  scanned \(count(images, "image")) (\(ScanRenderer.bytes(bytes))) in \(count(s.sources.count, "source")): \(hashed) hashed, \(reused) unchanged"
         if r.total < images { scanLine += ", \(count(images - r.total, "duplicate"))" }
         lines.append(scanLine)
+        for path in changing(s).prefix(listedLines) { lines.append("  changing, not sent: \(path) is still being written") }
         let bad = unusable(s)
         if !bad.isEmpty {
             lines.append("  not usable, not sent: \(count(bad.count, "file"))")
@@ -118,6 +126,10 @@ enum SyncRenderer {
         if r.phase == .timedOut {
             let sent = r.ready.count + r.processing.count
             return "Timed out (--timeout \(s.timeLimit ?? "")): \(sent) of \(count(r.total, "image")) on the server (\(r.ready.count) Ready), \(r.total - sent) left to send. Progress is saved; run the same command again to continue."
+        }
+        let stillWritten = changing(s)
+        if r.phase != .interrupted, let first = stillWritten.first {
+            return "changing: \(first) is still being written\(stillWritten.count > 1 ? " (and \(stillWritten.count - 1) more)" : ""); run again when the copy has finished."
         }
         if r.phase == .interrupted {
             let sent = r.ready.count + r.processing.count
@@ -178,6 +190,8 @@ enum SyncRenderer {
         var notSent: [String]
         /// Files that look like images but cannot be sent (path, verdict, detail).
         var notUsable: [Unusable]
+        /// Files still being written while they were read: not recorded, not sent (exit 75).
+        var changing: [String]
         var requests: [String: Int]
         /// Bytes of the images the store accepted (`imagesStored` of them).
         var bytesSent: Int64
@@ -222,7 +236,7 @@ enum SyncRenderer {
             heldInvalid: r.heldInvalid.map(path).sorted(),
             processing: r.processing.map(path).sorted(),
             failed: Dictionary(uniqueKeysWithValues: r.failed.map { (path($0.key), $0.value) }),
-            notSent: r.notSent.map(path).sorted(), notUsable: unusable(s),
+            notSent: r.notSent.map(path).sorted(), notUsable: unusable(s), changing: changing(s),
             requests: ["graphql": s.metrics.apiRequests, "graphqlRetries": s.metrics.apiRetries, "put": s.metrics.transfers,
                        "putRetries": s.metrics.transferRetries, "registrations": s.metrics.registrations,
                        "urlRefreshes": s.metrics.grantRefreshes],

@@ -8,7 +8,11 @@ import Foundation
 /// The format is documented as JSON Schema in `manifests/manifest.schema.json`.
 public struct Manifest: Codable, Sendable, Equatable {
     /// The schema version this build writes and the newest it reads.
-    public static let currentSchemaVersion = 1
+    ///
+    /// 2: a folder's paths are recorded escaped (`RecordedPath`: `%` as `%25`, a non-UTF-8 byte as
+    /// `%XX`), as archive member paths always were. Version 1 is read and migrated on load
+    /// (`migrated(from:)`); nothing is re-hashed.
+    public static let currentSchemaVersion = 2
 
     public var schemaVersion: Int
     /// "alti <version>" of the build that wrote the file.
@@ -103,6 +107,24 @@ public struct Manifest: Codable, Sendable, Equatable {
         writtenAt = try c.decode(String.self, forKey: .writtenAt)
         writtenAtNs = try c.decode(Int64.self, forKey: .writtenAtNs)
         entries = try c.decode([ManifestEntry].self, forKey: .entries)
+        migrate(from: version)
+    }
+
+    /// Brings a manifest of an older `schemaVersion` to the current one, in memory (the file is
+    /// rewritten by the next save, which stamps the current version).
+    ///
+    /// 1 to 2: version 1 recorded a folder's names as they were (a name that was not valid UTF-8
+    /// could not be recorded at all), so a `%` in one is a literal `%`: escaped to `%25`, in
+    /// `path` and `duplicateOf`, to name the same file in the escaped form the walk now records.
+    /// Sizes, stats, checksums and server facts are untouched, so nothing is hashed again. Archive
+    /// member paths were escaped in version 1 already.
+    mutating func migrate(from version: Int) {
+        guard version < 2, source.kind == "folder" else { return }
+        func escaped(_ path: String) -> String { path.replacingOccurrences(of: "%", with: "%25") }
+        for index in entries.indices {
+            entries[index].path = escaped(entries[index].path)
+            entries[index].duplicateOf = entries[index].duplicateOf.map(escaped)
+        }
     }
 
     /// Sets the server facts of a checksum on every entry (missing or not) with that sha1.

@@ -195,6 +195,15 @@ public struct ManifestStore: Sendable {
         return try Self.decode(data, file: url.path)
     }
 
+    /// How the refusal of a manifest written by a newer alti reads: it is not corrupt, so neither
+    /// "fix it" nor `--rebuild` (which would move the newer alti's facts aside) is the answer.
+    static let newerRefusal = "is newer than this alti understands"
+
+    /// True for the refusal of a manifest of a newer `schemaVersion`.
+    public static func isNewerRefusal(_ error: AltiError) -> Bool {
+        error.kind == .dataError && error.message.contains(newerRefusal)
+    }
+
     /// Decodes a manifest; see `load(_:)` for the errors.
     public static func decode(_ data: Data, file: String) throws(AltiError) -> Manifest {
         do {
@@ -204,7 +213,7 @@ public struct ManifestStore: Sendable {
             case .missing:
                 throw AltiError(.dataError, "\(file): not an alti manifest (no schemaVersion)")
             case .newer(let version):
-                throw AltiError(.dataError, "\(file): schemaVersion \(version) is newer than this alti understands (\(Manifest.currentSchemaVersion)); upgrade alti")
+                throw AltiError(.dataError, "\(file): schemaVersion \(version) \(newerRefusal) (\(Manifest.currentSchemaVersion)); upgrade alti")
             }
         } catch {
             throw AltiError(.dataError, "\(file): \(describe(error, data: data))")

@@ -92,7 +92,7 @@ public struct ArchiveTree: SourceTree {
                 switch member.kind {
                 case .directory: continue
                 case .symlink, .hardlink: result.symlinks.append(member.path)
-                case .other: result.special += 1
+                case .other: result.special.append(member.path)
                 case .regular:
                     if member.path.isEmpty {
                         result.unreadableMembers.append(PathProblem(path: "#\(member.index)", detail: "the member's name cannot be read"))

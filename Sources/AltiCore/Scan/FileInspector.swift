@@ -16,6 +16,11 @@ public struct Inspection: Sendable, Equatable {
     public var bytesHashed: Int64
     /// Not an image, but an archive (zip, tar, 7z, a compressed stream), by its first bytes.
     public var isArchive = false
+    /// Its size or mtime changed while it was read (a copy still being written): the read belongs
+    /// to no single version, so it is not recorded; the next scan reads it again.
+    public var changedWhileRead = false
+    /// It was gone when it was opened (removed or renamed since the walk listed it).
+    public var vanished = false
 }
 
 /// Sniffs, parses the header, checks the tail and hashes a file in ONE sequential read:
@@ -44,6 +49,7 @@ public struct FileInspector: Sendable {
         } catch {
             result.verdict = .unreadable
             result.detail = error.description
+            result.vanished = error.code == ENOENT && error.reason == nil
             return result
         }
         return withoutActuallyEscaping(onBytes) { onBytes in
@@ -88,6 +94,7 @@ public struct FileInspector: Sendable {
                 // stat from before the read, so the next scan sees a difference and hashes it again.
                 if let before = result.stat, let after = try? file.stat(),
                    before.size != after.size || before.mtimeNs != after.mtimeNs {
+                    result.changedWhileRead = true
                     result.detail = (result.detail.map { $0 + "; " } ?? "")
                         + "the file changed while it was read; it will be hashed again"
                 }

@@ -53,6 +53,15 @@ public struct ScanReport: Codable, Sendable, Equatable {
     public var archivesFound: [String] = []
     /// "folder" or "archive".
     public var kind = "folder"
+    /// Files whose size or mtime changed while they were read (a copy still being written): not
+    /// recorded this time (a previous entry stands as it was); the run exits 75 and the next one
+    /// reads them again.
+    public var changing: [String] = []
+    /// Files removed or renamed between the walk and their read: not recorded (a previous entry is
+    /// kept, marked missing). Named; no effect on the exit code (nothing is left to do).
+    public var vanished: [String] = []
+    /// FIFOs, sockets and devices by path (never opened): `specialFilesSkipped` of them.
+    public var specialFiles: [String] = []
 
     /// The service's gigapixel count for one image.
     public static func gigapixels(width: Int?, height: Int?) -> Double {

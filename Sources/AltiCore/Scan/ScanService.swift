@@ -181,6 +181,9 @@ public struct ScanService: Sendable {
                                  unreadableOther: m.unreadableOther, hashed: m.hashed, reused: reused.count,
                                  bytesHashed: m.bytesHashed, missing: m.missing)
         report.archivesFound = m.archives.sorted()
+        report.changing = m.changing.sorted()
+        report.vanished = m.vanished.sorted()
+        report.specialFiles = walk.special
         return (m.manifest, report)
     }
 
@@ -199,6 +202,10 @@ public struct ScanService: Sendable {
         var hashed = 0
         var missing = 0
         var archives: [String] = []
+        /// Files whose size or mtime changed while they were read: not recorded this time.
+        var changing: [String] = []
+        /// Files gone between the walk and their open.
+        var vanished: [String] = []
     }
 
     /// Turns what is known into a manifest: the reused entries, the examined files (`results[i]`
@@ -217,6 +224,19 @@ public struct ScanService: Sendable {
             let inspection = done.inspection
             out.bytesHashed += inspection.bytesHashed
             if inspection.sha1 != nil { out.hashed += 1 }
+            // A copy still being written: what was read belongs to no single version of it. Its
+            // previous entry (if any) stands as it was; the next scan reads it again.
+            if inspection.changedWhileRead {
+                out.changing.append(file.path)
+                if let old = previousByPath[file.path] { entries.append(old) }
+                continue
+            }
+            // Removed (or renamed) since the walk listed it: as if the walk had not seen it; a
+            // previous entry is kept as missing below, with its server facts.
+            if inspection.vanished {
+                out.vanished.append(file.path)
+                continue
+            }
             let named = ImageSniffer.hasImageExtension(file.name)
             var verdict = inspection.verdict
             var detail = inspection.detail
@@ -458,7 +478,7 @@ public struct ScanService: Sendable {
             // Whole pixels: a sum of products divided by 1e9 otherwise prints as 0.04976640000000003.
             gigapixels: (gigapixels * 1e9).rounded() / 1e9, problems: problems, problemsByVerdict: problemsByVerdict,
             otherFilesSkipped: otherSkipped, hiddenOrJunkSkipped: walk.hidden + walk.junk,
-            symlinksSkipped: walk.symlinks.count, specialFilesSkipped: walk.special,
+            symlinksSkipped: walk.symlinks.count, specialFilesSkipped: walk.special.count,
             unreadableFolders: walk.unreadableFolders, unreadableOtherFiles: walk.unreadableMembers + unreadableOther, filesHashed: hashed,
             filesReused: reused, bytesHashed: bytesHashed, missing: missing, seconds: 0)
     }

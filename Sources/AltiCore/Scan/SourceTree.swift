@@ -40,17 +40,25 @@ public struct FolderTree: SourceTree {
 
     public func walk() throws(AltiError) -> WalkResult { try TreeWalker.walk(root: root) }
 
-    public func open(_ path: String) throws(OSError) -> any ReadableFile { try reading.open(absolute(path)) }
+    /// `path` is recorded (`RecordedPath`): opened by the bytes it names, so a name that is not
+    /// valid UTF-8 is opened as it is on disk.
+    public func open(_ path: String) throws(OSError) -> any ReadableFile { try reading.open(bytes: absoluteBytes(path)) }
 
     public func stat(_ path: String) throws(OSError) -> FileStat {
         var st = SystemStat()
-        guard lstat(absolute(path), &st) == 0 else { throw OSError.current("stat") }
+        guard lstatPath(absoluteBytes(path), &st) == 0 else { throw OSError.current("stat") }
         return FileStat(st)
     }
 
+    /// The recorded (escaped) form: valid UTF-8, and names one file.
     public func displayPath(_ path: String) -> String { absolute(path) }
 
     public var source: Manifest.Source { Manifest.Source(root: root, kind: "folder") }
 
     func absolute(_ path: String) -> String { root == "/" ? "/" + path : root + "/" + path }
+
+    /// The path on disk: the root as given, then the bytes the recorded relative path names.
+    func absoluteBytes(_ path: String) -> [UInt8] {
+        (root == "/" ? [] : Array(root.utf8)) + [0x2F] + RecordedPath.bytes(path)
+    }
 }

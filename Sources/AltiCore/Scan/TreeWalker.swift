@@ -23,8 +23,8 @@ public struct WalkResult: Sendable, Equatable {
     /// Symbolic links are never followed (every target inside the root is scanned under its own path;
     /// anything outside the root is not touched; no loops are possible).
     public var symlinks: [String] = []
-    /// FIFOs, sockets, devices.
-    public var special = 0
+    /// FIFOs, sockets, devices: classified by `fstatat` without following links, never opened.
+    public var special: [String] = []
     /// Folders that could not be listed, with the OS error.
     public var unreadableFolders: [PathProblem] = []
     /// Archive members that cannot be read (encrypted), with why.
@@ -55,19 +55,22 @@ public enum TreeWalker {
     public static func walk(root: String) throws(AltiError) -> WalkResult {
         var result = WalkResult()
         var rootStat = SystemStat()
-        guard stat(root, &rootStat) == 0 else {
+        guard withCPath(Array(root.utf8), { stat($0, &rootStat) }) == 0 else {
             throw AltiError(.noInput, "\(root): \(OSError.current("stat").message)")
         }
         guard (rootStat.st_mode & S_IFMT) == S_IFDIR else {
             throw AltiError(.noInput, "\(root) is not a folder; give the folder that holds the images")
         }
         var visited: Set<[UInt64]> = [[UInt64(rootStat.st_dev), UInt64(rootStat.st_ino)]]
-        // (relative path, expected device and inode): each folder is read completely and closed
-        // before its subfolders are opened, so open descriptors stay at one.
-        var pending: [(String, UInt64, UInt64)] = [("", UInt64(rootStat.st_dev), UInt64(rootStat.st_ino))]
-        while let (relative, device, inode) = pending.popLast() {
-            let absolute = relative.isEmpty ? root : root + "/" + relative
-            let fd = open(absolute, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (relative.isEmpty ? 0 : O_NOFOLLOW))
+        let rootBytes = Array(root.utf8)
+        // (recorded relative path, its bytes, expected device and inode): each folder is read
+        // completely and closed before its subfolders are opened, so open descriptors stay at one.
+        // Names travel as the OS's bytes (opened by bytes, never through a `String`, which would
+        // turn a non-UTF-8 name into another one) and are recorded escaped (`RecordedPath`).
+        var pending: [(String, [UInt8], UInt64, UInt64)] = [("", [], UInt64(rootStat.st_dev), UInt64(rootStat.st_ino))]
+        while let (relative, relativeBytes, device, inode) = pending.popLast() {
+            let absolute = relative.isEmpty ? rootBytes : (root == "/" ? [] : rootBytes) + [0x2F] + relativeBytes
+            let fd = openPath(absolute, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK | (relative.isEmpty ? 0 : O_NOFOLLOW))
             if fd < 0 {
                 let error = OSError.current("open folder")
                 if relative.isEmpty { throw AltiError(.noInput, "\(root): \(error.message)") }
@@ -83,7 +86,7 @@ public enum TreeWalker {
                 result.unreadableFolders.append(PathProblem(path: relative, detail: "changed while it was scanned"))
                 continue
             }
-            var subfolders: [(String, UInt64, UInt64)] = []
+            var subfolders: [(String, [UInt8], UInt64, UInt64)] = []
             while true {
                 errno = 0
                 guard let entry = readdir(dir) else {
@@ -93,21 +96,25 @@ public enum TreeWalker {
                     }
                     break
                 }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                let nameBytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    Array(raw.prefix { $0 != 0 })
                 }
-                if name == "." || name == ".." { continue }
-                if name.hasPrefix(".") {
+                if nameBytes == [0x2E] || nameBytes == [0x2E, 0x2E] { continue }
+                if nameBytes.first == 0x2E {
                     result.hidden += 1
                     continue
                 }
+                let name = RecordedPath.escape(nameBytes)
                 if junkNames.contains(name.lowercased()) {
                     result.junk += 1
                     continue
                 }
                 let childPath = relative.isEmpty ? name : relative + "/" + name
+                let childBytes = relative.isEmpty ? nameBytes : relativeBytes + [0x2F] + nameBytes
                 var st = SystemStat()
-                if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                // Classified by its own type (the link itself, not its target) before anything is
+                // opened: only folders and regular files are ever opened.
+                if withCPath(nameBytes, { fstatat(fd, $0, &st, AT_SYMLINK_NOFOLLOW) }) != 0 {
                     // Gone between readdir and stat, or not stat-able: report it as a file problem.
                     result.files.append(WalkedFile(path: childPath, stat: FileStat(size: -1, mtimeNs: 0, inode: 0)))
                     continue
@@ -117,12 +124,12 @@ public enum TreeWalker {
                     result.files.append(WalkedFile(path: childPath, stat: FileStat(st)))
                 case S_IFDIR:
                     if visited.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted {
-                        subfolders.append((childPath, UInt64(st.st_dev), UInt64(st.st_ino)))
+                        subfolders.append((childPath, childBytes, UInt64(st.st_dev), UInt64(st.st_ino)))
                     }
                 case S_IFLNK:
                     result.symlinks.append(childPath)
                 default:
-                    result.special += 1
+                    result.special.append(childPath)
                 }
             }
             closedir(dir)
@@ -130,6 +137,7 @@ public enum TreeWalker {
         }
         result.files.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         result.symlinks.sort()
+        result.special.sort()
         return result
     }
 }

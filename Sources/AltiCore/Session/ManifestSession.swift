@@ -208,6 +208,9 @@ public final class ManifestSession: @unchecked Sendable {
             if rebuild { return ((try? store.load(seed)) ?? nil, nil) }
             return (try store.load(seed), nil)
         } catch where error.kind == .dataError {
+            // A newer alti's manifest is not damaged: only upgrading alti reads it (even with
+            // --rebuild, which would move that alti's facts aside).
+            if ManifestStore.isNewerRefusal(error) { throw error }
             guard rebuild else {
                 throw AltiError(.dataError, error.message + "; fix it, or run `alti scan --rebuild \(root)` to move it aside and start over")
             }
@@ -284,7 +287,9 @@ public final class ManifestSession: @unchecked Sendable {
                 items.append(SyncItem(
                     sha1: sha1, source: UploadSource(tree: session.tree, path: entry.path, size: entry.size, mtimeNs: entry.mtimeNs,
                                          sha1: sha1),
-                    filename: (entry.path as NSString).lastPathComponent, imageType: type.rawValue,
+                    // The server's filename is a display form: valid UTF-8 (the escaped form for a
+                    // name that is not), never a key: images are told apart by checksum.
+                    filename: RecordedPath.display((entry.path as NSString).lastPathComponent), imageType: type.rawValue,
                     width: entry.width ?? 0, height: entry.height ?? 0))
             }
         }
@@ -308,7 +313,14 @@ extension ManifestSession {
                 sessions.append(session)
                 guard readArchives, session.tree is FolderTree else { continue }
                 for relative in session.scanReport.archivesFound {
-                    let archive = session.root == "/" ? "/" + relative : session.root + "/" + relative
+                    // The archive's root is a `String` path (libarchive opens it by name): its
+                    // recorded form is decoded; one whose name is not UTF-8 cannot be named so.
+                    guard let onDisk = String(validating: RecordedPath.bytes(relative), as: UTF8.self) else {
+                        session.scanReport.unreadableOtherFiles.append(PathProblem(
+                            path: relative, detail: "an archive whose name is not UTF-8 is not read in place; rename it"))
+                        continue
+                    }
+                    let archive = session.root == "/" ? "/" + onDisk : session.root + "/" + onDisk
                     let manifest = archiveManifestFolder(forManifest: session.location.file)
                         .appendingPathComponent(ManifestStore.fallbackName(root: archive)).path
                     do {

@@ -218,8 +218,10 @@ public struct UploadSource: Sendable {
         let st: FileStat
         do {
             st = try tree.stat(path)
+        } catch where error.code == ENOENT || error.code == ENOTDIR {
+            return "vanished: \(displayPath) was removed or renamed since it was scanned; nothing was sent: run the same command again (the scan then records it as missing)"
         } catch {
-            return "cannot read \(displayPath): \(error.message)"
+            return "cannot read \(displayPath): \(error.message); check the disk, then run the same command again"
         }
         if st.size != size || (mtimeNs != nil && st.mtimeNs != mtimeNs) {
             return "\(displayPath) changed since it was scanned; run the same command again to hash and send the new content"
