@@ -476,13 +476,15 @@ import Testing
         var storedBefore: [String: Int] = [:]
         try await withEmulator(config) { emu in
             port = emu.port
-            launched = try Self.launch(["sync", tree.path, "--project", Self.project, "--keep-trying=2m", "--transfers", "2"],
-                                       Self.env(emu, ["ALTI_KEEP_TRYING_BASE_MS": "300"]))
+            launched = try Self.launch(["sync", tree.path, "--project", Self.project, "--keep-trying=5m", "--transfers", "2"],
+                                       Self.env(emu, ["ALTI_KEEP_TRYING_BASE_MS": "1000"]))
             try await Self.waitForStoredPuts(4, emu)
             storedBefore = await emu.state.stats().putsByImage
         }  // the server goes away mid-run
         let (process, _, err) = try #require(launched)
-        try await Task.sleep(for: .seconds(3))
+        // A minute without a server (the "outage of a minute"): waits of 1, 2, 4, 8, 8, ...
+        // seconds (with these test timings; 5 s up to 5 min by default), one cheap probe after each.
+        try await Task.sleep(for: .seconds(60))
         #expect(process.isRunning, "alti gave up while the server was away")
         config.port = port
         config.faults = FaultSettings()
@@ -493,6 +495,9 @@ import Testing
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(process.terminationStatus == 0, "\(stderr)")
             #expect(stderr.contains("waiting for the link (offline: cannot reach"), "\(stderr)")
+            // Patient but not busy: one line and one probe per wait, a handful over the minute.
+            let waits = stderr.components(separatedBy: "waiting for the link").count - 1
+            #expect((5...30).contains(waits), "\(waits) waits: \(stderr)")
             let stats = await emu.state.stats()
             #expect(stats.imagesByState["Ready"] == 24)
             // Stored before the outage or after it, never both.
