@@ -216,31 +216,7 @@ struct AppendingOnFirstRead: FileReading {
 
     func open(_ path: String) throws(OSError) -> any ReadableFile {
         let file = try POSIXFileReading().open(path)
-        return (path as NSString).lastPathComponent == name ? AppendingFile(inner: file, path: path) : file
+        return (path as NSString).lastPathComponent == name ? GrowingFile(inner: file, path: path) : file
     }
 }
 
-final class AppendingFile: ReadableFile {
-    let inner: any ReadableFile
-    let path: String
-    var appended = false
-
-    init(inner: any ReadableFile, path: String) {
-        self.inner = inner
-        self.path = path
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
-        let n = try inner.read(into: buffer)
-        if !appended, let handle = FileHandle(forWritingAtPath: path) {
-            appended = true
-            handle.seekToEndOfFile()
-            handle.write(Data(repeating: 0, count: 4096))
-            handle.closeFile()
-        }
-        return n
-    }
-
-    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] { try inner.read(at: offset, count: count) }
-    func stat() throws(OSError) -> FileStat { try inner.stat() }
-}

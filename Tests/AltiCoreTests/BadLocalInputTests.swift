@@ -284,32 +284,6 @@ struct GrowingReading: FileReading {
     }
 }
 
-final class GrowingFile: ReadableFile {
-    let inner: any ReadableFile
-    let path: String
-    var grown = false
-
-    init(inner: any ReadableFile, path: String) {
-        self.inner = inner
-        self.path = path
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(OSError) -> Int {
-        let n = try inner.read(into: buffer)
-        if !grown {
-            grown = true
-            if let handle = FileHandle(forWritingAtPath: path) {
-                handle.seekToEndOfFile()
-                handle.write(Data(repeating: 0, count: 4096))
-                handle.closeFile()
-            }
-        }
-        return n
-    }
-
-    func read(at offset: Int64, count: Int) throws(OSError) -> [UInt8] { try inner.read(at: offset, count: count) }
-    func stat() throws(OSError) -> FileStat { try inner.stat() }
-}
 
 /// A file removed between the walk and its open: `names` are deleted just before being opened.
 struct VanishingReading: FileReading {
