@@ -578,8 +578,12 @@ public actor EmulatorState {
     func bodyBegan() {
         bodiesInFlight += 1
         counters.peakBodiesInFlight = max(counters.peakBodiesInFlight, bodiesInFlight)
+        if counters.firstBodyByteAt == nil { counters.firstBodyByteAt = Date() }
     }
-    func bodyEnded() { bodiesInFlight -= 1 }
+    func bodyEnded() {
+        bodiesInFlight -= 1
+        counters.lastBodyByteAt = Date()
+    }
     /// Upload bodies being received right now (a test times a kill to land mid-body with it).
     public func uploadBodiesInFlight() -> Int { bodiesInFlight }
     func countPut(outcome: String) {

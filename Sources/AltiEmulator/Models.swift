@@ -216,6 +216,10 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     /// The most upload bodies (S3 PUTs, OSS PutObject and UploadPart) being received at once,
     /// each from its first byte to its last: how parallel a client's uploads really were.
     public var peakBodiesInFlight: Int = 0
+    /// When the first upload body's first byte arrived and the last one's last byte did: with
+    /// `bytesStored`, the rate a client really sent at (`--bwlimit` is checked against it).
+    public var firstBodyByteAt: Date?
+    public var lastBodyByteAt: Date?
     /// Storage requests by outcome: `ok`, an S3/OSS error code, or
     /// `fault-503`/`fault-500`/`fault-reset`/`fault-hang`.
     public var putsByOutcome: [String: Int] = [:]

@@ -66,6 +66,8 @@ struct ServerConnection: Sendable {
     var uploadLimits: HTTPLimits
     var metrics: SyncMetrics
     var oss = OSSOptions()
+    /// `--bwlimit`: bytes per second for all upload bodies together (nil: no cap).
+    var uploadRate: Int64?
     /// Where one-line notices go (stderr).
     var notice: @Sendable (String) -> Void = { _ in }
 }
@@ -77,7 +79,11 @@ struct RemoteServices: Sendable {
 
     /// libcurl transport, GraphQL client, Altizure catalog, S3 storage: the binary's real wiring.
     @Sendable static func live(_ c: ServerConnection) throws -> RemoteServices {
-        let transport = CurlTransport(maxConcurrentTransfers: c.transfers + 4)
+        // One limiter for every body of the run (S3 PUTs and OSS parts alike): the cap is on the
+        // link, not per connection. GraphQL requests are not drawn from it (they are small, and
+        // a registration waiting behind image bytes would stall the uploads it feeds).
+        let transport = CurlTransport(maxConcurrentTransfers: c.transfers + 4,
+                                      uploadLimiter: c.uploadRate.map { BandwidthLimiter(bytesPerSecond: $0) })
         let client = GraphQLClient(
             credentials: APICredentials(origin: c.endpoint, key: c.key, token: c.token), retry: c.retry,
             metrics: c.metrics, post: GraphQLOverHTTP.post(using: transport))

@@ -1,3 +1,4 @@
+import AltiCore
 import AltiStorage
 import ArgumentParser
 
@@ -69,11 +70,22 @@ struct TransferOptions: ParsableArguments {
     @Option(name: .customLong("jobs"), help: .hidden)
     var jobs: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Cap the upload rate of all parallel uploads together, e.g. 500k, 2M (bytes per second, powers of 1000) or 1.5MiB (powers of 1024), so a shared link stays usable.",
+        valueName: "rate"))
+    var bwlimit: String?
+
     var resolved: Int { transfers ?? jobs ?? 4 }
+
+    /// `--bwlimit` in bytes per second, nil when not given (checked in `validate`).
+    var uploadRate: Int64? { bwlimit.flatMap(ByteRate.parse) }
 
     func validate() throws {
         if transfers != nil, jobs != nil { throw ValidationError("--jobs is the old name of --transfers: give one of them") }
         if resolved < 1 || resolved > 64 { throw ValidationError("--transfers must be between 1 and 64") }
+        if let bwlimit, uploadRate == nil {
+            throw ValidationError("--bwlimit \(bwlimit) is not a rate: give bytes per second such as 500k, 2M or 1.5MiB (k, M, G: powers of 1000; Ki, Mi, Gi: of 1024)")
+        }
     }
 }
 
