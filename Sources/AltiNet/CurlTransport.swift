@@ -250,7 +250,8 @@ private let xferinfoCallback: alti_curl_xferinfo_cb = { userdata, _, _, _, ulnow
 /// - Task cancellation makes the progress callback abort the transfer; `send` then throws
 ///   `CancellationError` (within about a second: libcurl calls it at least that often).
 /// - The URL goes out byte for byte (`CURLOPT_PATH_AS_IS`); only http/https; TCP keep-alive;
-///   `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` honoured; the system CA bundle.
+///   the proxies of `ProxySettings` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`); the
+///   system CA bundle.
 /// - Bodies: `POST` with bytes uses `POSTFIELDS` with an explicit size; other bodies (a `PUT` of a
 ///   file range) are streamed by a read callback with `CURLOPT_UPLOAD` + `INFILESIZE_LARGE`, so
 ///   `Content-Length` is sent and never `Transfer-Encoding: chunked`; a seek callback lets
@@ -260,11 +261,15 @@ public final class CurlTransport: HTTPTransport {
     private let pool: BlockingPool
     private let handles: HandleCache
     private let uploadLimiter: BandwidthLimiter?
+    private let proxies: ProxySettings
 
     /// - Parameters:
     ///   - maxConcurrentTransfers: the number of transfer threads (and of idle handles kept).
     ///   - uploadLimiter: shared by every request body this transport sends (`--bwlimit`).
-    public init(maxConcurrentTransfers: Int = 8, uploadLimiter: BandwidthLimiter? = nil) {
+    ///   - proxies: the proxy of every request (none by default: not even libcurl's own reading
+    ///     of the environment; callers pass `ProxySettings(environment:)`).
+    public init(maxConcurrentTransfers: Int = 8, uploadLimiter: BandwidthLimiter? = nil, proxies: ProxySettings = .none) {
+        self.proxies = proxies
         pool = BlockingPool(threads: max(1, maxConcurrentTransfers), name: "alti-curl")
         handles = HandleCache(capacity: max(1, maxConcurrentTransfers))
         self.uploadLimiter = uploadLimiter
@@ -280,9 +285,9 @@ public final class CurlTransport: HTTPTransport {
         let flag = CancelFlag()
         let result: Result<HTTPResponse, any Error> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                pool.submit { [handles, uploadLimiter] in
+                pool.submit { [handles, uploadLimiter, proxies] in
                     continuation.resume(returning: Self.perform(request, progress: progress, cancel: flag,
-                                                                handles: handles, limiter: uploadLimiter))
+                                                                handles: handles, limiter: uploadLimiter, proxies: proxies))
                 }
             }
         } onCancel: {
@@ -294,7 +299,8 @@ public final class CurlTransport: HTTPTransport {
     // MARK: The blocking part (runs on a pool thread)
 
     static func perform(_ request: HTTPRequest, progress: (@Sendable (Int64) -> Void)?, cancel: CancelFlag,
-                        handles: HandleCache, limiter: BandwidthLimiter? = nil) -> Result<HTTPResponse, any Error> {
+                        handles: HandleCache, limiter: BandwidthLimiter? = nil,
+                        proxies: ProxySettings = .none) -> Result<HTTPResponse, any Error> {
         let label = "\(request.method) \(URLRedactor.redact(request.url))"
         func failure(_ kind: HTTPTransportError.Kind, _ code: Int, _ message: String) -> Result<HTTPResponse, any Error> {
             .failure(HTTPTransportError(kind: kind, curlCode: code, message: message, request: label))
@@ -324,7 +330,7 @@ public final class CurlTransport: HTTPTransport {
             return failure(.other, Int(CURLE_FAILED_INIT.rawValue), "curl_easy_init failed")
         }
         handle.reset()
-        let setup = configure(handle, request, ctx)
+        let setup = configure(handle, request, ctx, proxies: proxies)
         if setup != CURLE_OK {
             return failure(.other, Int(setup.rawValue), "cannot configure the request: "
                            + String(cString: curl_easy_strerror(setup)))
@@ -344,7 +350,8 @@ public final class CurlTransport: HTTPTransport {
         return failure(kind(of: code), Int(code.rawValue), detail)
     }
 
-    static func configure(_ handle: EasyHandle, _ request: HTTPRequest, _ ctx: TransferContext) -> CURLcode {
+    static func configure(_ handle: EasyHandle, _ request: HTTPRequest, _ ctx: TransferContext,
+                          proxies: ProxySettings = .none) -> CURLcode {
         let h = handle.raw
         let userdata = Unmanaged.passUnretained(ctx).toOpaque()
         let limits = request.limits
@@ -355,6 +362,10 @@ public final class CurlTransport: HTTPTransport {
         codes.append(alti_curl_easy_setopt_str(h, CURLOPT_PROTOCOLS_STR, "http,https"))
         codes.append(alti_curl_easy_setopt_str(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
         codes.append(alti_curl_easy_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1))
+        // Always set (a reused handle keeps options): "" means no proxy, and stops libcurl from
+        // reading the environment on its own.
+        codes.append(alti_curl_easy_setopt_str(h, CURLOPT_PROXY, proxies.proxy(for: request.url) ?? ""))
+        codes.append(alti_curl_easy_setopt_str(h, CURLOPT_NOPROXY, proxies.noProxy ?? ""))
         codes.append(alti_curl_easy_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(limits.connectTimeout * 1000)))
         codes.append(alti_curl_easy_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, limits.lowSpeedLimit))
         codes.append(alti_curl_easy_setopt_long(h, CURLOPT_LOW_SPEED_TIME, Int(limits.lowSpeedTime.rounded(.up))))

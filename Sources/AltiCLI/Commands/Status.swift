@@ -70,7 +70,8 @@ struct Status: AsyncParsableCommand {
         // No uploads: the transport's slots (transfers + 4) cover the lookups in flight.
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: 1, retry: context.retryPolicy,
-            uploadLimits: context.uploadLimits, metrics: metrics, notice: context.standardError))
+            uploadLimits: context.uploadLimits, metrics: metrics, proxies: context.proxies,
+            notice: context.standardError))
         let work = Task {
             try await service.refresh(paths: paths, manifestOverride: manifest, catalog: server.catalog,
                                       endpoint: resolved.endpoint, metrics: metrics)

@@ -178,7 +178,7 @@ struct Sync: AsyncParsableCommand {
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
             uploadLimits: context.uploadLimits, metrics: metrics, oss: oss.options, uploadRate: transfers.uploadRate,
-            notice: context.standardError))
+            proxies: context.proxies, notice: context.standardError))
 
         var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
         service.scanner = context.scanner

@@ -49,6 +49,10 @@ struct CommandContext: Sendable {
         return limits
     }
 
+    /// The proxies this command's requests go through (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY`), for the API and both storages alike.
+    var proxies: ProxySettings { ProxySettings(environment: environment) }
+
     /// `ALTI_SCAN_CHECKPOINT_MS`: how often a long scan saves what it has hashed (default 15 s).
     var scanCheckpointInterval: Duration? {
         guard let ms = environment["ALTI_SCAN_CHECKPOINT_MS"].flatMap(Int.init), ms >= 0 else { return nil }
@@ -68,6 +72,8 @@ struct ServerConnection: Sendable {
     var oss = OSSOptions()
     /// `--bwlimit`: bytes per second for all upload bodies together (nil: no cap).
     var uploadRate: Int64?
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` of the command's environment.
+    var proxies: ProxySettings = .none
     /// Where one-line notices go (stderr).
     var notice: @Sendable (String) -> Void = { _ in }
 }
@@ -83,7 +89,8 @@ struct RemoteServices: Sendable {
         // link, not per connection. GraphQL requests are not drawn from it (they are small, and
         // a registration waiting behind image bytes would stall the uploads it feeds).
         let transport = CurlTransport(maxConcurrentTransfers: c.transfers + 4,
-                                      uploadLimiter: c.uploadRate.map { BandwidthLimiter(bytesPerSecond: $0) })
+                                      uploadLimiter: c.uploadRate.map { BandwidthLimiter(bytesPerSecond: $0) },
+                                      proxies: c.proxies)
         let client = GraphQLClient(
             credentials: APICredentials(origin: c.endpoint, key: c.key, token: c.token), retry: c.retry,
             metrics: c.metrics, post: GraphQLOverHTTP.post(using: transport))
