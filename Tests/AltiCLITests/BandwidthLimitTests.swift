@@ -8,7 +8,7 @@ import Testing
 /// `--bwlimit`: one cap over all parallel uploads together, measured where it matters, at the
 /// server: the emulator's bytes stored over the time from the first body byte to the last.
 @Suite(.serialized) struct BandwidthLimitTests {
-    static let limit: Int64 = 400_000
+    static let limit: Int64 = 200_000
 
     /// The rate the emulator received the survey's bodies at, after a sync with `extra` flags.
     static func measuredRate(_ extra: [String]) async throws -> (rate: Double, stored: Int, peak: Int) {
@@ -27,18 +27,17 @@ import Testing
         }
     }
 
+    /// 200 kB/s: low enough that a loaded CI machine (the whole suite in parallel sent this survey
+    /// at 0.8 MB/s without a limit) still reaches it, so the lower bound measures the limiter, not
+    /// the machine; an ignored limit would show as 4 times the upper bound or more.
     @Test func fourParallelUploadsTogetherStayWithinTheLimit() async throws {
-        let capped = try await Self.measuredRate(["--bwlimit", "400k"])
+        let capped = try await Self.measuredRate(["--bwlimit", "200k"])
         let limit = Double(Self.limit)
+        print("bwlimit 200k: \(Int(capped.rate)) B/s (peak \(capped.peak) bodies in flight)")
         // The cap is shared: 4 bodies in flight at once, together at the limit (not 4 times it).
         #expect(capped.peak >= 3, "uploads did not run side by side (peak \(capped.peak))")
         #expect(capped.rate <= limit * 1.15, "\(Int(capped.rate)) B/s over a limit of \(Int(limit))")
         #expect(capped.rate >= limit * 0.85, "\(Int(capped.rate)) B/s: the limit held the uploads back further than asked")
-        // Without the cap the same survey goes far faster: the limit is what held it.
-        let free = try await Self.measuredRate([])
-        print("bwlimit 400k: \(Int(capped.rate)) B/s with the cap (peak \(capped.peak) bodies), \(Int(free.rate)) B/s without")
-        #expect(free.stored == capped.stored)
-        #expect(free.rate > limit * 3, "\(Int(free.rate)) B/s without --bwlimit")
     }
 
     @Test func ratesParseAsDocumentedAndNonsenseIsRefused() async throws {
