@@ -221,11 +221,15 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
     /// per-file racy-check reference (`mtimeNs >= hashedAtNs - 2 s` is hashed again). nil in
     /// manifests written before the field existed; such an entry uses the manifest's `writtenAtNs`.
     public var hashedAtNs: Int64?
+    /// What the image's EXIF says about its capture (time, camera, GPS), read in the scan's one
+    /// read of the file. nil when the file was never read by a build that records it (an older
+    /// manifest) or is not an image; an `ExifFacts` with every field nil when it has no EXIF.
+    public var exif: ExifFacts?
 
     public init(path: String, size: Int64, mtimeNs: Int64, inode: UInt64, sha1: String?,
                 type: ImageType?, width: Int?, height: Int?, verdict: Verdict, detail: String?,
                 missing: Bool = false, duplicateOf: String? = nil, server: ServerFacts? = nil,
-                hashedAtNs: Int64? = nil) {
+                hashedAtNs: Int64? = nil, exif: ExifFacts? = nil) {
         self.path = path
         self.size = size
         self.mtimeNs = mtimeNs
@@ -240,11 +244,12 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         self.duplicateOf = duplicateOf
         self.server = server
         self.hashedAtNs = hashedAtNs
+        self.exif = exif
     }
 
     enum CodingKeys: String, CodingKey {
         case path, size, mtimeNs, inode, sha1, type, width, height, verdict, detail, missing, duplicateOf,
-             server, hashedAtNs
+             server, hashedAtNs, exif
     }
 
     public init(from decoder: any Decoder) throws {
@@ -264,6 +269,8 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         server = try c.decodeIfPresent(ServerFacts.self, forKey: .server)
         // Optional: absent in manifests written before it existed (same schemaVersion).
         hashedAtNs = try c.decodeIfPresent(Int64.self, forKey: .hashedAtNs)
+        // Optional within schemaVersion 2: absent in manifests written before it existed.
+        exif = try c.decodeIfPresent(ExifFacts.self, forKey: .exif)
     }
 
     /// Explicit `null`s (not absent keys), so every entry has the same shape.
@@ -283,6 +290,54 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
         try c.encode(duplicateOf, forKey: .duplicateOf)
         try c.encode(server, forKey: .server)
         try c.encode(hashedAtNs, forKey: .hashedAtNs)
+        try c.encode(exif, forKey: .exif)
+    }
+}
+
+/// The capture facts of one image from its EXIF (JPEG APP1 or a TIFF's own IFDs).
+public struct ExifFacts: Codable, Sendable, Equatable {
+    /// `DateTimeOriginal` (else `DateTime`) as ISO 8601 without a zone, e.g.
+    /// "2019-05-21T10:22:33", with `OffsetTimeOriginal` appended ("+08:00") when the file has it:
+    /// cameras record local time and most record no zone, so none is invented.
+    public var capturedAt: String?
+    public var make: String?
+    public var model: String?
+    public var gps: GPSPosition?
+
+    public init(capturedAt: String? = nil, make: String? = nil, model: String? = nil, gps: GPSPosition? = nil) {
+        self.capturedAt = capturedAt
+        self.make = make
+        self.model = model
+        self.gps = gps
+    }
+
+    /// Explicit `null`s, like the entry's.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(capturedAt, forKey: .capturedAt)
+        try c.encode(make, forKey: .make)
+        try c.encode(model, forKey: .model)
+        try c.encode(gps, forKey: .gps)
+    }
+}
+
+/// A WGS 84 position from EXIF GPS tags: degrees, south and west negative; metres above sea level.
+public struct GPSPosition: Codable, Sendable, Equatable {
+    public var latitude: Double
+    public var longitude: Double
+    public var altitude: Double?
+
+    public init(latitude: Double, longitude: Double, altitude: Double? = nil) {
+        self.latitude = latitude
+        self.longitude = longitude
+        self.altitude = altitude
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(latitude, forKey: .latitude)
+        try c.encode(longitude, forKey: .longitude)
+        try c.encode(altitude, forKey: .altitude)
     }
 }
 

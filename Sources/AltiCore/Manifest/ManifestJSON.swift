@@ -9,6 +9,7 @@ enum ManifestJSON {
         case string(String)
         case int(Int64)
         case uint(UInt64)
+        case double(Double)
         case bool(Bool)
         case null
         case array([Value])
@@ -44,6 +45,7 @@ enum ManifestJSON {
         return .object([
             ("detail", opt(e.detail)),
             ("duplicateOf", opt(e.duplicateOf)),
+            ("exif", e.exif.map(value) ?? .null),
             ("hashedAtNs", e.hashedAtNs.map(Value.int) ?? .null),
             ("height", opt(e.height)),
             ("inode", .uint(e.inode)),
@@ -56,6 +58,19 @@ enum ManifestJSON {
             ("type", opt(e.type?.rawValue)),
             ("verdict", .string(e.verdict.rawValue)),
             ("width", opt(e.width)),
+        ])
+    }
+
+    static func value(_ x: ExifFacts) -> Value {
+        func opt(_ s: String?) -> Value { s.map(Value.string) ?? .null }
+        return .object([
+            ("capturedAt", opt(x.capturedAt)),
+            ("gps", x.gps.map { g in
+                .object([("altitude", g.altitude.map(Value.double) ?? .null), ("latitude", .double(g.latitude)),
+                         ("longitude", .double(g.longitude))])
+            } ?? .null),
+            ("make", opt(x.make)),
+            ("model", opt(x.model)),
         ])
     }
 
@@ -97,6 +112,11 @@ enum ManifestJSON {
         case .string(let s): writeString(s, into: &out)
         case .int(let i): out.append(contentsOf: String(i).utf8)
         case .uint(let u): out.append(contentsOf: String(u).utf8)
+        case .double(let d):
+            // Foundation's JSON writer: the shortest round-trip `description`, "1.0" as "1".
+            var text = d.description
+            if text.hasSuffix(".0") { text.removeLast(2) }
+            out.append(contentsOf: text.utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .null: out.append(contentsOf: "null".utf8)
         case .array(let items):
