@@ -346,7 +346,13 @@ public final class CurlTransport: HTTPTransport {
         }
         if cancel.isSet { return .failure(CancellationError()) }
         if let readError = ctx.readError { return failure(.fileUnreadable, Int(code.rawValue), readError) }
-        let detail = ctx.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : ctx.errorText
+        var detail = ctx.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : ctx.errorText
+        if let proxy = proxies.proxy(for: request.url),
+           ProxySettings.failureConcernsProxy(proxy, proxyResolveFailed: code == CURLE_COULDNT_RESOLVE_PROXY,
+                                              connectFailed: code == CURLE_COULDNT_CONNECT, detail: detail) {
+            detail += "; that is the proxy \(ProxySettings.shown(proxy)) from HTTP_PROXY/HTTPS_PROXY/ALL_PROXY: "
+                + "check that it runs, or unset it (or add the host to NO_PROXY)"
+        }
         return failure(kind(of: code), Int(code.rawValue), detail)
     }
 

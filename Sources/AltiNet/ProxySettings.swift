@@ -38,4 +38,25 @@ public struct ProxySettings: Sendable, Equatable {
     public func proxy(for url: String) -> String? {
         url.lowercased().hasPrefix("https:") ? https : http
     }
+
+    /// A proxy URL as it may be printed: without a user or password.
+    public static func shown(_ proxy: String) -> String {
+        guard var parts = URLComponents(string: proxy.contains("://") ? proxy : "http://" + proxy) else { return "(unparsable)" }
+        parts.user = nil
+        parts.password = nil
+        return parts.string ?? "(unparsable)"
+    }
+
+    /// Whether a failure to resolve or connect (curl's `code`, its message `detail`) concerns
+    /// `proxy` rather than the server: curl names the host and port it could not connect to, and
+    /// has a code of its own for an unresolvable proxy. Without this, a dead proxy reads as
+    /// "cannot reach the server", which sends the user looking at the wrong end.
+    static func failureConcernsProxy(_ proxy: String, proxyResolveFailed: Bool, connectFailed: Bool, detail: String) -> Bool {
+        if proxyResolveFailed { return true }
+        guard connectFailed, let parts = URLComponents(string: proxy.contains("://") ? proxy : "http://" + proxy),
+              let host = parts.host else { return false }
+        // libcurl's default proxy port is 1080, 443 for an https:// proxy.
+        let port = parts.port ?? (parts.scheme?.lowercased() == "https" ? 443 : 1080)
+        return detail.contains("\(host) port \(port)")
+    }
 }
