@@ -190,8 +190,8 @@ import Testing
 
         let state = ProgressState(stage: .uploading, done: 20, total: 24, bytesDone: 1_600_000, bytesTotal: 1_900_000,
                                   rate: 190_000)
-        #expect(LiveFrame.headline(state).plain
-                == "uploading 20/24 images · 1.6 MB of 1.9 MB · 190.0 KB/s · ETA 0:02 · retries 0 · failed 0")
+        #expect(LiveFrame.plainLine(state)
+                == "alti: uploading 20/24 images · 1.6 MB of 1.9 MB · 190.0 KB/s · ETA 0:02 · retries 0 · failed 0 · 0 in flight")
     }
 
     @Test func syncHelpListsEveryExitCodeAndTheManifestFlag() {

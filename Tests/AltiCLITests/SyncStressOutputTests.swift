@@ -52,14 +52,14 @@ import Testing
         model.apply(.recorded(JournalEvent(.state, sha1: "a", imageID: "1", state: .ready)))
         model.apply(.recorded(JournalEvent(.state, sha1: "b", imageID: "2", state: .invalid)))
         model.apply(.recorded(JournalEvent(.state, sha1: "c", imageID: "3", state: .uploaded)))
-        #expect(LiveFrame.headline(try #require(model.snapshot())).plain
-            == "waiting for the server to verify 3 images: 2 answered · retries 2 · failed 0")
+        #expect(LiveFrame.plainLine(try #require(model.snapshot()))
+            == "alti: waiting for the server to verify 3 images: 2 answered · retries 2 · failed 0")
         // The upload phase keeps its counts, per pass.
         model.apply(.phase(.uploading))
         model.apply(.planned(images: 4, bytes: 4000))
         model.apply(.recorded(JournalEvent(.stored, sha1: "a", imageID: "1")))
-        #expect(LiveFrame.headline(try #require(model.snapshot())).plain
-            == "uploading 1/4 images · 0 bytes of 4.0 KB · -- /s · ETA --:-- · retries 2 · failed 0")
+        #expect(LiveFrame.plainLine(try #require(model.snapshot()))
+            == "alti: uploading 1/4 images · 0 bytes of 4.0 KB · -- /s · ETA --:-- · retries 2 · failed 0 · 0 in flight")
     }
 
     @Test func aTimeoutIsIncompleteAndSaysWhatIsLeft() {

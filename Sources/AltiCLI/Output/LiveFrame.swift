@@ -67,8 +67,14 @@ enum LiveFrame {
     /// At most this many uploads get a line of their own; the rest are "+N more".
     static let inFlightLines = 3
 
+    /// The frame: the headline, then (past hashing) the retries and failures so far, then one
+    /// line per upload in flight, largest first, at most `inFlightLines` and "+N more". Two
+    /// short lines rather than one long one: a line wider than the terminal is cut, and what is
+    /// cut first would be the failures.
     static func lines(_ s: ProgressState) -> [StyledLine] {
         var lines = [headline(s)]
+        guard s.stage != .hashing else { return lines }
+        lines.append(counters(s))
         guard s.stage == .uploading, !s.inFlight.isEmpty else { return lines }
         // Largest first: the uploads that decide when the run ends; the path breaks ties so
         // the frame does not jump between redraws.
@@ -85,40 +91,49 @@ enum LiveFrame {
         return lines
     }
 
-    /// The first line: what is being done, how far, how fast, and what went wrong so far.
+    /// The first line: what is being done, how far, how fast.
     static func headline(_ s: ProgressState) -> StyledLine {
-        var parts: [(String, Palette.Style?)] = []
         switch s.stage {
         case .hashing:
-            parts.append(("hashing", .busy))
-            parts.append((" \(s.done)/\(s.total) files · \(ScanRenderer.bytes(s.bytesDone)) of \(ScanRenderer.bytes(s.bytesTotal))", nil))
-            parts.append((" · \(rate(s.rate)) · ETA \(eta(s.etaSeconds))", nil))
-            return StyledLine(parts)
+            return StyledLine([
+                ("hashing", .busy),
+                (" \(s.done)/\(s.total) files · \(ScanRenderer.bytes(s.bytesDone)) of \(ScanRenderer.bytes(s.bytesTotal))", nil),
+                (" · \(rate(s.rate)) · ETA \(eta(s.etaSeconds))", nil),
+            ])
         case .checking:
-            parts.append(("checking", .busy))
-            parts.append((" which of \(s.total) images the server has", nil))
+            return StyledLine([("checking", .busy), (" which images the server has", nil)])
         case .uploading:
-            parts.append(("uploading", .busy))
-            parts.append((" \(s.done)/\(s.total) images · \(ScanRenderer.bytes(s.bytesDone)) of \(ScanRenderer.bytes(s.bytesTotal))", nil))
-            parts.append((" · \(rate(s.rate)) · ETA \(eta(s.etaSeconds))", nil))
+            return StyledLine([
+                ("uploading", .busy),
+                (" \(s.done)/\(s.total) images · \(ScanRenderer.bytes(s.bytesDone)) of \(ScanRenderer.bytes(s.bytesTotal))", nil),
+                (" · \(rate(s.rate)) · ETA \(eta(s.etaSeconds))", nil),
+            ])
         case .waiting:
-            parts.append(("waiting", .waiting))
-            parts.append((" for the server to verify \(SyncRenderer.count(s.total, "image")): \(s.answered) answered", nil))
+            return StyledLine([
+                ("waiting", .waiting),
+                (" for the server to verify \(SyncRenderer.count(s.total, "image")): \(s.answered) answered", nil),
+            ])
         }
-        parts.append((" · ", nil))
-        parts.append(("retries \(s.retries)", s.retries > 0 ? .waiting : nil))
-        parts.append((" · ", nil))
-        parts.append(("failed \(s.failed)", s.failed > 0 ? .bad : nil))
+    }
+
+    /// The second line: retries and failures so far (yellow and red when not 0), and how many
+    /// uploads are under way.
+    static func counters(_ s: ProgressState) -> StyledLine {
+        var parts: [(String, Palette.Style?)] = [
+            ("  ", nil),
+            ("retries \(s.retries)", s.retries > 0 ? .waiting : nil),
+            (" · ", nil),
+            ("failed \(s.failed)", s.failed > 0 ? .bad : nil),
+        ]
+        if s.stage == .uploading { parts.append((" · \(s.inFlight.count) in flight", nil)) }
         return StyledLine(parts)
     }
 
-    /// The line written every few seconds when stderr is not a terminal: the headline and the
-    /// uploads in flight on one line, no escape codes.
+    /// The line written every few seconds when stderr is not a terminal: the frame's first two
+    /// lines as one, no escape codes.
     static func plainLine(_ s: ProgressState) -> String {
         var line = "alti: " + headline(s).plain
-        if s.stage == .uploading, !s.inFlight.isEmpty {
-            line += " · \(s.inFlight.count) in flight"
-        }
+        if s.stage != .hashing { line += " · " + counters(s).plain.dropFirst(2) }
         return line
     }
 
