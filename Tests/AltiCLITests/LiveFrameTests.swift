@@ -190,6 +190,42 @@ enum Golden {
         #expect(captured.text == "{\"v\":1,\"type\":\"retry\",\"time\":\"2027-01-15T08:00:00.500Z\",\"attempt\":2,\"delaySeconds\":1.5,\"reason\":\"HTTP 503 from PUT http://h/b/a.jpg\",\"what\":\"upload of a.jpg\"}\n")
     }
 
+    /// The reporter's writes: each one a whole frame (every line of it), a message erases the
+    /// frame in the same write, and `stop` leaves nothing on screen; never more than 4 frames a
+    /// second (an upper bound on the redraws, from the time the loop really ran).
+    @Test func eachFrameIsOneWriteAndMessagesEraseItFirst() async throws {
+        let writes = WriteLog()
+        let model = ProgressModel()
+        let metrics = SyncMetrics()
+        model.follow(metrics)
+        model.apply(.phase(.uploading))
+        model.apply(.planned(images: 24, bytes: 1_935_119))
+        _ = metrics.beginTransfer(name: "flight1/DJI_0001.JPG", size: 77_283)
+        _ = metrics.beginTransfer(name: "flight1/DJI_0002.JPG", size: 79_530)
+        let reporter = ProgressReporter(mode: .live(width: 80), palette: .plain, write: { writes.append($0) }, events: nil,
+                                        model: model)
+        let started = Date()
+        reporter.start()
+        try await Task.sleep(for: .milliseconds(700))
+        reporter.message("\nalti: Ctrl-C: stopping\n")
+        try await Task.sleep(for: .milliseconds(400))
+        await reporter.stop()
+        let seconds = Date().timeIntervalSince(started)
+        let chunks = writes.all
+        let frames = chunks.filter { $0.hasSuffix("\u{1B}[J") && $0.contains("uploading") }
+        #expect(frames.count >= 2, "\(chunks)")
+        #expect(Double(frames.count) <= seconds * 4 + 1, "\(frames.count) frames in \(seconds) s")
+        for frame in frames {
+            // All four lines of the frame in the one write: headline, counters, 2 uploads.
+            #expect(frame.components(separatedBy: "\r\u{1B}[K").count - 1 == 4, "\(frame.debugDescription)")
+            #expect(frame.contains("  ↑ 0 bytes of 79.5 KB (0 %) flight1/DJI_0002.JPG"))
+        }
+        // The message: the 4-line frame erased (up 3, clear) and the text, in one write.
+        #expect(chunks.contains("\u{1B}[3A\r\u{1B}[J\nalti: Ctrl-C: stopping\n"), "\(chunks)")
+        // Redrawn after the message, then erased by stop: the last write is an erase.
+        #expect(chunks.last == "\u{1B}[3A\r\u{1B}[J", "\(chunks.last.debugDescription)")
+    }
+
     /// The sync summary's state words in colour, the verbose image lines: golden.
     @Test func summaryTextAndVerboseLinesAreGolden() throws {
         var report = SyncReport()
@@ -228,4 +264,11 @@ final class TestClock: @unchecked Sendable {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
+}
+
+final class WriteLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var chunks: [String] = []
+    func append(_ s: String) { lock.withLock { chunks.append(s) } }
+    var all: [String] { lock.withLock { chunks } }
 }

@@ -9,7 +9,7 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what the manifests record: images by server state, what is left to send, when they were last synced.",
         usage: """
-            alti status [<path> ...] [--refresh] [--manifest <file>] [--format text|json] [<options>]
+            alti status [<path> ...] [--refresh] [--manifest <file>] [--format text|json | --events] [--quiet | --verbose] [<options>]
             """,
         discussion: """
             Reads the manifests only: no scan, no network, no lock, so it also shows the progress of a \

@@ -10,7 +10,7 @@ struct Sync: AsyncParsableCommand {
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
         usage: """
             alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
-                      [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
+                      [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json | --events] [--quiet | --verbose] [--start-reconstruction | --start-anyway] [<options>]
             """,
         discussion: """
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
