@@ -206,14 +206,24 @@ enum Golden {
                                         model: model)
         let started = Date()
         reporter.start()
-        try await Task.sleep(for: .milliseconds(700))
+        // Waits (on a loaded machine, as long as it takes, up to 20 s) for `n` frames among the
+        // writes from index `from` on.
+        func awaitFrames(_ n: Int, from: Int = 0) async throws {
+            let deadline = Date().addingTimeInterval(20)
+            while writes.all.dropFirst(from).filter({ $0.hasSuffix("\u{1B}[J") && $0.contains("uploading") }).count < n,
+                  Date() < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        try await awaitFrames(2)
         reporter.message("\nalti: Ctrl-C: stopping\n")
-        try await Task.sleep(for: .milliseconds(400))
+        let messageIndex = try #require(writes.all.lastIndex { $0.hasSuffix("alti: Ctrl-C: stopping\n") })
+        try await awaitFrames(1, from: messageIndex + 1)
         await reporter.stop()
         let seconds = Date().timeIntervalSince(started)
         let chunks = writes.all
         let frames = chunks.filter { $0.hasSuffix("\u{1B}[J") && $0.contains("uploading") }
-        #expect(frames.count >= 2, "\(chunks)")
+        #expect(frames.count >= 3, "\(chunks)")
         #expect(Double(frames.count) <= seconds * 4 + 1, "\(frames.count) frames in \(seconds) s")
         for frame in frames {
             // All four lines of the frame in the one write: headline, counters, 2 uploads.
