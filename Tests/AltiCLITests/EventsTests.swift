@@ -231,6 +231,15 @@ import Testing
         Self.expectNoSecret(run.stdout)
     }
 
+    /// The documented example stays valid as the schema changes.
+    @Test func theExampleInManifestsIsValid() throws {
+        let example = try String(contentsOf: Run.packageRoot.appendingPathComponent("manifests/examples/sync-events.ndjson"),
+                                 encoding: .utf8)
+        let events = try Self.events(example)
+        Self.expectShape(events, command: "sync")
+        #expect(Set(events.compactMap { $0["type"] as? String }) == ["start", "phase", "progress", "retry", "image", "summary"])
+    }
+
     @Test func eventsAndJSONTogetherAreAUsageError() async throws {
         for command in [["scan", "."], ["sync", ".", "--project", "x"], ["status"]] {
             let run = try Run.alti(command + ["--events", "--json"])
