@@ -82,7 +82,10 @@ public struct GraphQLClient: Sendable {
 
         let metrics = self.metrics
         do {
-            return try await retry.run(sleep: sleep, onRetry: { metrics.countAPIRetry() }) { number in
+            return try await retry.run(sleep: sleep, onRetryNote: { attempt, delay, reason in
+                metrics.countAPIRetry(RetryNote(what: "API request\(operationName.map { " " + $0 } ?? "")", attempt: attempt,
+                                                delay: delay, reason: URLRedactor.redactMessage(reason)))
+            }) { number in
                 let status: Int
                 let responseBody: [UInt8]
                 do {

@@ -131,7 +131,10 @@ public struct OSSStorage: ImageStorage {
         var corrected = false
         let metrics = self.metrics
         do {
-            return try await retry.run(sleep: sleep, onRetry: { metrics.countTransferRetry() }) { _ -> RetryStep<CallResult> in
+            return try await retry.run(sleep: sleep, onRetryNote: { attempt, delay, reason in
+                metrics.countTransferRetry(RetryNote(what: "OSS \(call.method) of \(source.path)", attempt: attempt, delay: delay,
+                                                     reason: URLRedactor.redactMessage(reason)))
+            }) { _ -> RetryStep<CallResult> in
                 let sts = try await credentials.credential()
                 let endpoint = OSSEndpoint(sts.endpoint, bucket: sts.bucket)
                 var headers: [SigningHeader] = []

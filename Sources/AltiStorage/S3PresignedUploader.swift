@@ -36,7 +36,10 @@ public struct S3PresignedUploader: Sendable {
             body: .stream(UploadBody(source)), limits: limits)
         let metrics = self.metrics
         do {
-            return try await retry.run(sleep: sleep, onRetry: { metrics.countTransferRetry() }) { _ in
+            return try await retry.run(sleep: sleep, onRetryNote: { attempt, delay, reason in
+                metrics.countTransferRetry(RetryNote(what: "upload of \(source.path)", attempt: attempt, delay: delay,
+                                                     reason: URLRedactor.redactMessage(reason)))
+            }) { _ in
                 try await attempt(request, source: source, progress: progress)
             }
         } catch let exhausted as RetriesExhausted {

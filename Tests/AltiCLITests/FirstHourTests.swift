@@ -188,16 +188,10 @@ import Testing
         #expect(SyncRenderer.next(summary)
                 == "Interrupted: 4 of 24 images on the server (0 Ready), 20 left to send. Progress is saved; run the same command again to continue.")
 
-        var tally = SyncProgressDisplay.Tally()
-        tally.phase = .uploading
-        tally.plannedImages = 24
-        tally.plannedBytes = 1_900_000
-        tally.stored = 20
-        var metrics = SyncMetrics.Snapshot()
-        metrics.bytesInFlight = 1_900_000
-        metrics.bytesStored = 1_600_000
-        #expect(SyncProgressDisplay.line(tally, metrics: metrics, elapsed: 10)
-                == "uploading 20/24 images · 1.6 MB of 1.9 MB stored · 190.0 KB/s · ETA 0s · retries 0")
+        let state = ProgressState(stage: .uploading, done: 20, total: 24, bytesDone: 1_600_000, bytesTotal: 1_900_000,
+                                  rate: 190_000)
+        #expect(LiveFrame.plainLine(state)
+                == "alti: uploading 20/24 images · 1.6 MB of 1.9 MB · 190.0 KB/s · ETA 0:02 · retries 0 · failed 0 · 0 in flight")
     }
 
     @Test func syncHelpListsEveryExitCodeAndTheManifestFlag() {

@@ -202,9 +202,8 @@ struct ScanCommandTests {
     @Test func rendererFormatsBytesAndProgress() {
         #expect(ScanRenderer.bytes(999) == "999 bytes")
         #expect(ScanRenderer.bytes(1_500_000) == "1.5 MB")
-        let line = ProgressLine.format(
-            ScanProgress(root: "/r", filesDone: 10, filesTotal: 40, bytesDone: 100_000_000, bytesTotal: 400_000_000),
-            elapsedNs: 1_000_000_000)
-        #expect(line == "hashing 10/40 files, 100.0 MB of 400.0 MB, 100 MB/s, ETA 0:03")
+        let state = ProgressState(stage: .hashing, done: 10, total: 40, bytesDone: 100_000_000, bytesTotal: 400_000_000,
+                                  rate: 100_000_000)
+        #expect(LiveFrame.headline(state).plain == "hashing 10/40 files · 100.0 MB of 400.0 MB · 100.0 MB/s · ETA 0:03")
     }
 }

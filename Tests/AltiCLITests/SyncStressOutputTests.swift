@@ -40,25 +40,26 @@ import Testing
         #expect(json["bytesSent"] as? Int == 2_000_000)
     }
 
-    @Test func theWaitingLineCountsTheImagesBeingVerified() {
-        let display = SyncProgressDisplay(isTerminal: false) { _ in }
+    @Test func theWaitingLineCountsTheImagesBeingVerified() throws {
+        let model = ProgressModel()
+        let metrics = SyncMetrics()
+        metrics.update { $0.apiRetries = 2 }
+        model.follow(metrics)
         // A run with nothing to send (plan 0) that waits on 3 Uploaded images read "0/0 images".
-        display.apply(.planned(images: 0, bytes: 0))
-        display.apply(.phase(.waiting))
-        display.apply(.awaiting(images: 3))
-        display.apply(.recorded(JournalEvent(.state, sha1: "a", imageID: "1", state: .ready)))
-        display.apply(.recorded(JournalEvent(.state, sha1: "b", imageID: "2", state: .invalid)))
-        display.apply(.recorded(JournalEvent(.state, sha1: "c", imageID: "3", state: .uploaded)))
-        var m = SyncMetrics.Snapshot()
-        m.apiRetries = 2
-        #expect(SyncProgressDisplay.line(display.currentTally, metrics: m, elapsed: 5)
-            == "waiting for the server to verify 3 images: 2 answered · retries 2")
+        model.apply(.planned(images: 0, bytes: 0))
+        model.apply(.phase(.waiting))
+        model.apply(.awaiting(images: 3))
+        model.apply(.recorded(JournalEvent(.state, sha1: "a", imageID: "1", state: .ready)))
+        model.apply(.recorded(JournalEvent(.state, sha1: "b", imageID: "2", state: .invalid)))
+        model.apply(.recorded(JournalEvent(.state, sha1: "c", imageID: "3", state: .uploaded)))
+        #expect(LiveFrame.plainLine(try #require(model.snapshot()))
+            == "alti: waiting for the server to verify 3 images: 2 answered · retries 2 · failed 0")
         // The upload phase keeps its counts, per pass.
-        display.apply(.phase(.uploading))
-        display.apply(.planned(images: 4, bytes: 4000))
-        display.apply(.recorded(JournalEvent(.stored, sha1: "a", imageID: "1")))
-        #expect(SyncProgressDisplay.line(display.currentTally, metrics: SyncMetrics.Snapshot(), elapsed: 0)
-            == "uploading 1/4 images · 0 bytes of 4.0 KB stored · 0 bytes/s · ETA 0s · retries 0")
+        model.apply(.phase(.uploading))
+        model.apply(.planned(images: 4, bytes: 4000))
+        model.apply(.recorded(JournalEvent(.stored, sha1: "a", imageID: "1")))
+        #expect(LiveFrame.plainLine(try #require(model.snapshot()))
+            == "alti: uploading 1/4 images · 0 bytes of 4.0 KB · -- /s · ETA --:-- · retries 2 · failed 0 · 0 in flight")
     }
 
     @Test func aTimeoutIsIncompleteAndSaysWhatIsLeft() {

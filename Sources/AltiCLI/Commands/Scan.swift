@@ -26,6 +26,8 @@ struct Scan: AsyncParsableCommand {
 
     @OptionGroup(title: "Output") var output: OutputOptions
 
+    @OptionGroup(title: "Progress") var reporting: ReportingOptions
+
     @Flag(name: .long, help: "Move an unreadable manifest aside (manifest.json.corrupt-<time>) and start over; with a valid one, hash every file again (server facts are kept).")
     var rebuild = false
 
@@ -41,23 +43,36 @@ struct Scan: AsyncParsableCommand {
             throw ValidationError("--manifest names one file, so it takes exactly one PATH (got \(paths.count))")
         }
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        try reporting.check(with: output)
     }
 
     func run() async throws {
+        let out = RunOutput(context: CommandContext.current, format: output.resolved, reporting: reporting)
+        do {
+            try await scan(out)
+        } catch {
+            await out.failed(error)
+            throw error
+        }
+    }
+
+    func scan(_ out: RunOutput) async throws {
         let context = CommandContext.current
-        let progress = context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
-        var sink: (@Sendable (ScanProgress) -> Void)?
-        if let progress { sink = { progress.update($0) } }
+        let model = out.model
+        let sink: @Sendable (ScanProgress) -> Void = { model.scanned($0) }
         let service = context.scanner
+        out.events?.start(command: "scan", paths: paths, project: nil)
+        out.events?.phase("scanning")
         // Ctrl-C/SIGTERM: the first cancels the scan, which saves what it hashed and ends with
         // ScanInterrupted (exit 130); a second one exits at once. The handler is installed before
         // the scan starts, so no signal can kill it without a save.
         let holder = CancellableTask()
-        let interruption = Interruption(write: context.standardError) { holder.cancel() }
+        let interruption = Interruption(write: { out.notice($0) }) { holder.cancel() }
         defer { interruption.remove() }
         let (paths, manifest, rebuild) = (self.paths, self.manifest, self.rebuild)
         let jobs = hashing.hashJobs ?? self.jobs ?? ScanService.defaultJobs
         let readArchives = !hashing.noArchives
+        out.reporter.start()
         let work = Task {
             try await service.scan(paths: paths, manifestOverride: manifest, rebuild: rebuild, jobs: jobs,
                                    readArchives: readArchives, progress: sink)
@@ -66,30 +81,32 @@ struct Scan: AsyncParsableCommand {
         let sources: [ScannedSource]
         do {
             sources = try await work.value
-            progress?.finish()
+            await out.reporter.stop()
         } catch let stopped as ScanInterrupted {
-            progress?.finish()
             throw stopped.asAltiError
-        } catch {
-            progress?.finish()
-            throw error
         }
+        out.events?.phase("done")
         let reports = sources.map(\.report)
-        context.standardOutput(output.resolved == .json ? try ScanRenderer.json(reports) : ScanRenderer.text(reports))
+        var failure: (any Error)?
         if let dead = reports.first(where: \.nothingReadable) {
             let first = dead.problems.first { $0.verdict == .unreadable }.map { "\($0.path): \($0.detail ?? "")" }
                 ?? dead.unreadableOtherFiles.first.map { "\($0.path): \($0.detail)" } ?? ""
-            throw AltiError(.ioError, "no file under \(dead.root) could be read (\(first))")
+            failure = AltiError(.ioError, "no file under \(dead.root) could be read (\(first))")
+        } else if let changing = ScanRenderer.changingError(reports) {
+            // Before 79: a file still being copied is not unusable, it is not finished; a re-run once
+            // the copy is done records it.
+            failure = changing
+        } else if reports.contains(where: { !$0.problems.isEmpty || !$0.unreadableOtherFiles.isEmpty }) {
+            // As sync does: a script can tell "every file is a usable image" from "the usable ones are
+            // recorded, some are not" (damaged, encrypted or refused members, unreadable files), which
+            // the summary names.
+            failure = ExitCode(AltiError(.unusableFiles, "").exitCode)
         }
-        // Before 79: a file still being copied is not unusable, it is not finished; a re-run once
-        // the copy is done records it.
-        if let changing = ScanRenderer.changingError(reports) { throw changing }
-        // As sync does: a script can tell "every file is a usable image" from "the usable ones are
-        // recorded, some are not" (damaged, encrypted or refused members, unreadable files), which
-        // the summary names.
-        if reports.contains(where: { !$0.problems.isEmpty || !$0.unreadableOtherFiles.isEmpty }) {
-            throw ExitCode(AltiError(.unusableFiles, "").exitCode)
-        }
+        let code = failure.map { AltiCommand.outcome(of: $0).code }
+        try out.finish(command: "scan", text: ScanRenderer.text(reports), outcome: ScanRenderer.outcome(reports),
+                       json: try ScanRenderer.json(reports), format: output.resolved,
+                       images: ScanRenderer.imageResults(sources), exitCode: code)
+        if let failure { throw failure }
     }
 }
 

@@ -9,7 +9,7 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what the manifests record: images by server state, what is left to send, when they were last synced.",
         usage: """
-            alti status [<path> ...] [--refresh] [--manifest <file>] [--format text|json] [<options>]
+            alti status [<path> ...] [--refresh] [--manifest <file>] [--format text|json | --events] [--quiet | --verbose] [<options>]
             """,
         discussion: """
             Reads the manifests only: no scan, no network, no lock, so it also shows the progress of a \
@@ -39,27 +39,46 @@ struct Status: AsyncParsableCommand {
 
     @OptionGroup(title: "Output") var output: OutputOptions
 
+    @OptionGroup(title: "Progress") var reporting: ReportingOptions
+
     func validate() throws {
         if manifest != nil, paths.count > 1 {
             throw ValidationError("--manifest names one file, so it takes exactly one PATH (got \(paths.count))")
         }
+        try reporting.check(with: output)
     }
 
     func run() async throws {
+        let out = RunOutput(context: CommandContext.current, format: output.resolved, reporting: reporting)
+        do {
+            try await status(out)
+        } catch {
+            await out.failed(error)
+            throw error
+        }
+    }
+
+    func status(_ out: RunOutput) async throws {
         let context = CommandContext.current
         let format = output.resolved
         let service = StatusService(store: ManifestStore(environment: context.environment))
         let (paths, manifest) = (self.paths.isEmpty ? ["."] : self.paths, self.manifest)
         // Always first, without the network: a missing or corrupt manifest fails here (66, 65)
         // before any connection, and this is the view printed if the refresh fails.
+        out.events?.start(command: "status", paths: paths, project: nil)
+        out.events?.phase("reading")
         let recorded = try service.read(paths: paths, manifestOverride: manifest)
         func show(_ summary: StatusSummary, failure: (code: Int32, message: String?)? = nil) throws {
-            context.standardOutput(format == .json ? try StatusRenderer.json(summary, failure: failure)
-                                                   : StatusRenderer.text(summary))
+            let text = StatusRenderer.text(summary, palette: out.palette)
+            try out.finish(command: "status", text: text,
+                           outcome: text.split(separator: "\n").last.map(String.init) ?? "",
+                           json: try StatusRenderer.json(summary, failure: failure), format: format,
+                           images: StatusRenderer.imageResults(summary),
+                           exitCode: failure?.code ?? StatusRenderer.exitCode(summary))
         }
         guard refresh, recorded.sources.contains(where: \.isBound) else {
             // Nothing was ever synced: there is no project to ask, and the view says so.
-            if refresh { context.standardError("alti: nothing to refresh: no PATH has been synced to a project yet\n") }
+            if refresh { out.notice("alti: nothing to refresh: no PATH has been synced to a project yet\n") }
             try show(recorded)
             if let code = StatusRenderer.exitCode(recorded) { throw ExitCode(code) }
             return
@@ -71,12 +90,14 @@ struct Status: AsyncParsableCommand {
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: 1, retry: context.retryPolicy,
             uploadLimits: context.uploadLimits, metrics: metrics, proxies: context.proxies,
-            notice: context.standardError))
+            notice: { out.notice($0) }))
+        out.follow(retriesOf: metrics)
+        out.events?.phase("refreshing")
         let work = Task {
             try await service.refresh(paths: paths, manifestOverride: manifest, catalog: server.catalog,
                                       endpoint: resolved.endpoint, metrics: metrics)
         }
-        let interruption = Interruption(write: context.standardError) { work.cancel() }
+        let interruption = Interruption(write: { out.notice($0) }) { work.cancel() }
         defer { interruption.remove() }
         let refreshed: StatusSummary
         do {

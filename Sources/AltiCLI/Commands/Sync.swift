@@ -10,7 +10,7 @@ struct Sync: AsyncParsableCommand {
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
         usage: """
             alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
-                      [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json] [--start-reconstruction | --start-anyway] [<options>]
+                      [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json | --events] [--quiet | --verbose] [--start-reconstruction | --start-anyway] [<options>]
             """,
         discussion: """
             Scans like `alti scan`, asks the project which checksums it already has (hasImage, 100 per \
@@ -54,6 +54,8 @@ struct Sync: AsyncParsableCommand {
     var dryRun = false
 
     @OptionGroup(title: "Output") var output: OutputOptions
+
+    @OptionGroup(title: "Progress") var reporting: ReportingOptions
 
     @Flag(name: .customLong("start-reconstruction"), help: "When every image is Ready, start the reconstruction.")
     var startReconstruction = false
@@ -120,6 +122,7 @@ struct Sync: AsyncParsableCommand {
             _ = try Self.keepTryingLimit(keepTrying)
             if dryRun { throw ValidationError("--keep-trying and --dry-run exclude each other (a plan sends nothing)") }
         }
+        try reporting.check(with: output)
         if let cloud, !AltizureStorageFactory.clouds.contains(cloud.uppercased()) {
             throw ValidationError("--cloud \(cloud) is not supported; use s3 or oss")
         }
@@ -147,30 +150,44 @@ struct Sync: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let context = CommandContext.current
+        let out = RunOutput(context: context, format: output.resolved, reporting: reporting)
         do {
-            try await sync()
+            try await sync(out)
         } catch {
+            await out.failed(error)
             // A script reading --json gets an object whatever happened: the error line and exit
             // code in it (the line also goes to stderr as usual).
             if output.resolved == .json, !(error is ExitCode) {
                 let outcome = AltiCommand.outcome(of: error)
-                CommandContext.current.standardOutput(try SyncRenderer.errorJSON(
+                context.standardOutput(try SyncRenderer.errorJSON(
                     message: (error as? AltiError)?.message ?? outcome.message ?? "", exitCode: outcome.code))
             }
             throw error
         }
     }
 
-    func sync() async throws {
+    func sync(_ out: RunOutput) async throws {
         let context = CommandContext.current
         let resolved = try connection.resolve(environment: context.environment)
         let format = output.resolved
+        out.events?.start(command: "sync", paths: paths, project: project)
+        func show(_ summary: SyncSummary) throws {
+            try out.finish(command: "sync", text: SyncRenderer.text(summary, palette: out.palette), outcome: SyncRenderer.next(summary),
+                           json: try SyncRenderer.json(summary), format: format,
+                           images: SyncRenderer.imageResults(summary), exitCode: SyncRenderer.exitCode(summary))
+        }
         if dryRun, resolved.key == nil || resolved.token == nil {
             // A plan needs no credentials: make it from the manifests, as offline.
+            out.events?.phase(SyncPhase.scanning.rawValue)
+            let model = out.model
+            out.reporter.start()
             let summary = try await SyncService.planOffline(
                 request, scanner: context.scanner, endpoint: resolved.endpoint,
-                reason: "no \(resolved.key == nil ? "app key" : "user token") is set, so the server was not asked")
-            context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
+                reason: "no \(resolved.key == nil ? "app key" : "user token") is set, so the server was not asked",
+                progress: { model.scanned($0) })
+            await out.reporter.stop()
+            try show(summary)
             return
         }
         let (key, token) = try resolved.requireCredentials()
@@ -178,20 +195,33 @@ struct Sync: AsyncParsableCommand {
         let server = try context.connect(ServerConnection(
             endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
             uploadLimits: context.uploadLimits, metrics: metrics, oss: oss.options, uploadRate: transfers.uploadRate,
-            proxies: context.proxies, notice: context.standardError))
+            proxies: context.proxies, notice: { out.notice($0) }))
 
         var service = SyncService(catalog: server.catalog, storages: server.storages, endpoint: resolved.endpoint, metrics: metrics)
         service.scanner = context.scanner
-        let scanLine = format == .text && context.standardErrorIsTerminal ? ProgressLine(write: context.standardError) : nil
-        if let scanLine { service.scanProgress = { scanLine.update($0) } }
-        let display = format == .text ? SyncProgressDisplay(isTerminal: context.standardErrorIsTerminal, write: context.standardError) : nil
-        if let display { service.onRecorder = { await display.start($0) } }
-        let notice = context.standardError
-        service.onWaiting = { notice($0 + "\n") }
+        out.follow(retriesOf: metrics)
+        let model = out.model
+        service.scanProgress = { model.scanned($0) }
+        // The display and the events follow the recorder's stream (phase, plan, each journaled
+        // fact); the listener ends when the recorder finishes, before the summary is printed.
+        let listener = EventListener()
+        let events = out.events
+        service.onRecorder = { recorder in
+            let stream = await recorder.events()
+            listener.set(Task {
+                for await event in stream {
+                    model.apply(event)
+                    if case .phase(let phase) = event { events?.phase(phase.rawValue) }
+                }
+            })
+        }
+        service.onWaiting = { out.notice($0 + "\n") }
+        out.events?.phase(SyncPhase.scanning.rawValue)
+        out.reporter.start()
 
         let request = self.request
         let work = Task { try await service.run(request) }
-        let interruption = Interruption(write: context.standardError) { work.cancel() }
+        let interruption = Interruption(write: { out.notice($0) }) { work.cancel() }
         defer { interruption.remove() }
         // --timeout stops the run the way Ctrl-C does (the same cancellation, so the journal is
         // folded and saved), then reports it as incomplete (75), not as interrupted (130).
@@ -208,11 +238,11 @@ struct Sync: AsyncParsableCommand {
         var summary: SyncSummary
         do {
             summary = try await work.value
-            scanLine?.finish()
-            await display?.stop()
+            await out.reporter.stop()
+            await listener.finished()
         } catch {
-            scanLine?.finish()
-            await display?.stop()
+            await out.reporter.stop()
+            await listener.stop()
             if expiry.expired, !interruption.wasInterrupted, error is CancellationError || error is ScanInterrupted {
                 let saved = error is ScanInterrupted ? " during the scan: what was hashed is saved" : ": everything recorded is saved"
                 throw AltiError(.incomplete, "timed out after \(timeout ?? "") (--timeout)\(saved); run the same command again to continue")
@@ -227,8 +257,29 @@ struct Sync: AsyncParsableCommand {
             summary.report.phase = .timedOut
             summary.timeLimit = timeout
         }
-        context.standardOutput(format == .json ? try SyncRenderer.json(summary) : SyncRenderer.text(summary))
+        try show(summary)
         if let code = SyncRenderer.exitCode(summary) { throw ExitCode(code) }
+    }
+}
+
+/// The task that follows the recorder's events, set once the recorder exists (it may never).
+final class EventListener: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+
+    func set(_ task: Task<Void, Never>) { lock.withLock { self.task = task } }
+
+    /// Waits until the recorder's stream has ended and every event was applied.
+    func finished() async {
+        let task = lock.withLock { self.task }
+        await task?.value
+    }
+
+    /// Stops following (the run failed: its stream may not have ended yet).
+    func stop() async {
+        let task = lock.withLock { self.task }
+        task?.cancel()
+        await task?.value
     }
 }
 

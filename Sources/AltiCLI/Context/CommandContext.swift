@@ -15,6 +15,8 @@ struct CommandContext: Sendable {
     var standardError: @Sendable (String) -> Void
     /// Whether stderr is a terminal (live progress lines) or a log (plain periodic lines).
     var standardErrorIsTerminal: Bool
+    /// Whether stdout is a terminal (colour in the summary).
+    var standardOutputIsTerminal = false
     /// Makes the network side for a resolved connection.
     var connect: @Sendable (_ connection: ServerConnection) throws -> RemoteServices
 
@@ -26,6 +28,7 @@ struct CommandContext: Sendable {
             standardOutput: { FileHandle.standardOutput.write(Data($0.utf8)) },
             standardError: { FileHandle.standardError.write(Data($0.utf8)) },
             standardErrorIsTerminal: isatty(STDERR_FILENO) == 1,
+            standardOutputIsTerminal: isatty(STDOUT_FILENO) == 1,
             connect: RemoteServices.live)
     }
 

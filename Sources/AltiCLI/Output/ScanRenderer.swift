@@ -84,3 +84,29 @@ enum ScanRenderer {
         return AltiError(.incomplete, changingLine(root: root, first) + more)
     }
 }
+
+extension ScanRenderer {
+    /// The one line `--quiet` prints: what was recorded, and what was not.
+    static func outcome(_ reports: [ScanReport]) -> String {
+        let images = reports.reduce(0) { $0 + $1.images }
+        let total = reports.reduce(Int64(0)) { $0 + $1.totalBytes }
+        let problems = reports.reduce(0) { $0 + $1.problems.count + $1.unreadableOtherFiles.count }
+        let changing = reports.reduce(0) { $0 + $1.changing.count }
+        var line = "Scanned \(SyncRenderer.count(images, "image")) (\(bytes(total))) in \(SyncRenderer.count(reports.count, "source"))"
+        if problems > 0 { line += "; \(SyncRenderer.count(problems, "file")) not usable (run without --quiet to list them)" }
+        if changing > 0 { line += "; \(changing) still being written: run again when the copy has finished" }
+        return line + "."
+    }
+
+    /// One result per file entry of the scanned manifests (present files, duplicates included),
+    /// in path order: `recorded` for a usable image, else its verdict and the reason.
+    static func imageResults(_ sources: [ScannedSource]) -> [ImageResult] {
+        sources.flatMap { source in
+            source.manifest.entries.filter { !$0.missing }.map { entry in
+                ImageResult(path: absolute(root: source.report.root, entry.path), sha1: entry.sha1, size: entry.size,
+                            state: entry.verdict == .ok ? "recorded" : entry.verdict.rawValue,
+                            serverID: entry.server.flatMap { $0.imageID.isEmpty ? nil : $0.imageID }, error: entry.detail)
+            }
+        }
+    }
+}

@@ -26,21 +26,21 @@ enum StatusRenderer {
 
     // MARK: Text
 
-    static func text(_ s: StatusSummary) -> String {
+    static func text(_ s: StatusSummary, palette: Palette = .plain) -> String {
         var lines: [String] = []
         lines.append(s.refreshed
             ? "alti status --refresh: states as the server answered now (\(count(s.requests, "API request")))"
             : "alti status: from the manifests (no network); --refresh asks the server")
-        for source in s.sources { lines += text(source) }
+        for source in s.sources { lines += text(source, palette: palette) }
         let total = s.total
         lines.append("Total: \(count(s.sources.count, "source")), \(count(total.all.images, "image")) (\(bytes(total.all.bytes))): "
-            + states(total) + " · to send \(total.toSend.images) (\(bytes(total.toSend.bytes)))"
+            + states(total, palette: palette) + " · to send \(total.toSend.images) (\(bytes(total.toSend.bytes)))"
             + (s.notUsable > 0 ? " · not usable \(s.notUsable)" : ""))
         lines.append(next(s))
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func text(_ source: SourceStatus) -> [String] {
+    static func text(_ source: SourceStatus, palette: Palette = .plain) -> [String] {
         var lines: [String] = []
         let remote = source.remote
         var binding = "not synced to a project yet"
@@ -50,14 +50,14 @@ enum StatusRenderer {
         }
         lines.append("\(source.root) (\(source.kind)) · \(binding)")
         let tally = source.tally
-        var imagesLine = "  \(count(tally.all.images, "image")), \(bytes(tally.all.bytes)): \(states(tally, withBytes: true))"
+        var imagesLine = "  \(count(tally.all.images, "image")), \(bytes(tally.all.bytes)): \(states(tally, withBytes: true, palette: palette))"
         if source.duplicates > 0 { imagesLine += " · \(count(source.duplicates, "duplicate file"))" }
         if source.missing > 0 { imagesLine += " · \(count(source.missing, "file")) gone since the scan" }
         lines.append(imagesLine)
         let troubled = source.images.filter { $0.category == .invalid || $0.category == .failed }
         for image in troubled.prefix(SyncRenderer.listedLines) {
             let reason = image.errors.isEmpty ? "no reason given" : image.errors.joined(separator: "; ")
-            lines.append("    \(image.category == .invalid ? "Invalid" : "failed"): \(image.path): \(reason)")
+            lines.append("    \(palette.paint(image.category == .invalid ? "Invalid" : "failed", .bad)): \(image.path): \(reason)")
         }
         if troubled.count > SyncRenderer.listedLines {
             lines.append("    ... and \(troubled.count - SyncRenderer.listedLines) more (see --json)")
@@ -85,12 +85,30 @@ enum StatusRenderer {
     }
 
     /// "Ready 3 (7.4 MB) · Invalid 1 (2.1 MB)": Ready always, the other categories when not empty.
-    static func states(_ tally: StatusTally, withBytes: Bool = false) -> String {
+    static func states(_ tally: StatusTally, withBytes: Bool = false, palette: Palette = .plain) -> String {
         labels.compactMap { category, label -> String? in
             let c = tally[category]
             guard category == .ready || c.images > 0 else { return nil }
-            return withBytes ? "\(label) \(c.images) (\(bytes(c.bytes)))" : "\(label) \(c.images)"
+            let word = c.images > 0 ? palette.paint(label, style(of: category)) : label
+            return withBytes ? "\(word) \(c.images) (\(bytes(c.bytes)))" : "\(word) \(c.images)"
         }.joined(separator: " · ")
+    }
+
+    static func style(of category: ImageCategory) -> Palette.Style {
+        switch category {
+        case .ready: .good
+        case .invalid, .failed: .bad
+        default: .waiting
+        }
+    }
+
+    /// One result per image (per checksum, as `images` counts them), in path order: its
+    /// category as the JSON spells it, the server's id and the server's reasons.
+    static func imageResults(_ s: StatusSummary) -> [ImageResult] {
+        s.images.map { image in
+            ImageResult(path: image.path, sha1: image.sha1, size: image.size, state: image.category.rawValue,
+                        serverID: image.imageID, error: image.errors.isEmpty ? nil : image.errors.joined(separator: "; "))
+        }.sorted { $0.path < $1.path }
     }
 
     /// The closing line: where things stand, and what to do next.

@@ -54,7 +54,7 @@ enum SyncRenderer {
 
     static let listedLines = 20
 
-    static func text(_ s: SyncSummary) -> String {
+    static func text(_ s: SyncSummary, palette: Palette = .plain) -> String {
         let r = s.report
         var lines: [String] = []
         let projectText = s.project.map { "project \($0.id)\($0.name.isEmpty ? "" : " \"\($0.name)\"")" } ?? "project (not looked up: offline)"
@@ -97,13 +97,15 @@ enum SyncRenderer {
         } else {
             lines.append("  sent nothing; \(count(m.apiRequests, "API request"))")
         }
-        lines.append("  Ready \(r.ready.count) · Invalid \(r.invalid.count) · processing \(r.processing.count) · failed \(r.failed.count)\(r.notSent.isEmpty ? "" : " · not sent \(r.notSent.count)")")
+        // Colour (a terminal only, never with NO_COLOR) marks the words, not the counts' meaning.
+        let tally = { (word: String, n: Int, style: Palette.Style) in n > 0 ? palette.paint("\(word) \(n)", style) : "\(word) \(n)" }
+        lines.append("  \(tally("Ready", r.ready.count, .good)) · \(tally("Invalid", r.invalid.count, .bad)) · \(tally("processing", r.processing.count, .waiting)) · \(tally("failed", r.failed.count, .bad))\(r.notSent.isEmpty ? "" : " · \(tally("not sent", r.notSent.count, .waiting))")")
         for (sha1, errors) in r.invalid.sorted(by: { $0.key < $1.key }) {
             let held = r.heldInvalid.contains(sha1) ? " (refused again after a re-send: not sent until the file changes, or --resend-invalid)" : ""
-            lines.append("    Invalid: \(relative(s, sha1)): \(errors.isEmpty ? "no reason given" : errors.joined(separator: "; "))\(held)")
+            lines.append("    \(palette.paint("Invalid", .bad)): \(relative(s, sha1)): \(errors.isEmpty ? "no reason given" : errors.joined(separator: "; "))\(held)")
         }
         for (sha1, reason) in r.failed.sorted(by: { $0.key < $1.key }) {
-            lines.append("    failed: \(relative(s, sha1)): \(reason)")
+            lines.append("    \(palette.paint("failed", .bad)): \(relative(s, sha1)): \(reason)")
         }
         if let rec = r.reconstruction {
             if rec.alreadyUnderway {
@@ -248,107 +250,23 @@ enum SyncRenderer {
     }
 }
 
-/// The live display: subscribes to the recorder's event stream (phase, plan, each journaled
-/// event) and reads the byte and retry counts from the metrics. On a terminal one line is
-/// rewritten 4 times a second (images and bytes done of total, rate, ETA, retries); otherwise a
-/// plain line every 10 seconds. It never slows the upload: events are buffered.
-final class SyncProgressDisplay: @unchecked Sendable {
-    let isTerminal: Bool
-    let write: @Sendable (String) -> Void
-    private var tasks: [Task<Void, Never>] = []
-    private let lock = NSLock()
-    private var tally = Tally()
-
-    /// What the events have said so far.
-    struct Tally {
-        var phase: SyncPhase = .scanning
-        var plannedImages = 0
-        var plannedBytes: Int64 = 0
-        var stored = 0
-        var failed = 0
-        /// The waiting phase: images whose processing is awaited, and those answered since.
-        var awaiting = 0
-        var answered = 0
-    }
-
-    init(isTerminal: Bool, write: @escaping @Sendable (String) -> Void) {
-        self.isTerminal = isTerminal
-        self.write = write
-    }
-
-    func start(_ recorder: SyncRecorder) async {
-        let events = await recorder.events()
-        let metrics = recorder.metrics
-        let listen = Task { [self] in
-            for await event in events { self.apply(event) }
-        }
-        let isTerminal = self.isTerminal
-        let draw = Task.detached { [self] in
-            let started = Date()
-            var lastPlain = Date()
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
-                let t = lock.withLock { tally }
-                guard t.phase == .uploading || t.phase == .waiting else { continue }
-                let line = Self.line(t, metrics: metrics.snapshot, elapsed: Date().timeIntervalSince(started))
-                if isTerminal {
-                    write("\r\u{1B}[K\(line)")
-                } else if Date().timeIntervalSince(lastPlain) >= 10 {
-                    lastPlain = Date()
-                    write("alti: \(line)\n")
-                }
-            }
-        }
-        lock.withLock { tasks = [listen, draw] }
-    }
-
-    /// What the events have said so far (the line is drawn from it).
-    var currentTally: Tally { lock.withLock { tally } }
-
-    func apply(_ event: SyncEvent) {
-        lock.withLock {
-            switch event {
-            case .phase(let phase): tally.phase = phase
-            case .planned(let images, let bytes):
-                // Each pass (--keep-trying runs the engine again) plans afresh.
-                tally.plannedImages = images
-                tally.plannedBytes = bytes
-                tally.stored = 0
-                tally.failed = 0
-            case .awaiting(let images):
-                tally.awaiting = images
-                tally.answered = 0
-            case .recorded(let e) where e.kind == .state && tally.phase == .waiting:
-                if let state = e.state, !state.isInProgress { tally.answered += 1 }
-            case .recorded(let e) where e.kind == .stored: tally.stored += 1
-            case .recorded(let e) where e.kind == .failed: tally.failed += 1
-            default: break
-            }
-        }
-    }
-
-    static func line(_ t: Tally, metrics m: SyncMetrics.Snapshot, elapsed: Double) -> String {
-        if t.phase == .waiting {
-            // The upload's counts mean nothing here (a run with nothing to send read "0/0 images").
-            let images = t.awaiting == 1 ? "1 image" : "\(t.awaiting) images"
-            var line = "waiting for the server to verify \(images): \(t.answered) answered · retries \(m.retries)"
-            if t.failed > 0 { line += " · failed \(t.failed)" }
-            return line
-        }
-        // Bytes on the wire drive the rate and the ETA; the byte count shown is what the store has
-        // confirmed, so it never reads "all bytes" while images are still waiting for their answer.
-        let sent = m.bytesInFlight
-        let rate = elapsed > 0 ? Double(sent) / elapsed : 0
-        let eta = rate > 0 ? Double(max(0, t.plannedBytes - sent)) / rate : 0
-        var line = "\(t.phase.rawValue) \(t.stored)/\(t.plannedImages) images · \(ScanRenderer.bytes(m.bytesStored)) of \(ScanRenderer.bytes(t.plannedBytes)) stored · \(ScanRenderer.bytes(Int64(rate)))/s · ETA \(Int(eta))s · retries \(m.retries)"
-        if t.failed > 0 { line += " · failed \(t.failed)" }
-        return line
-    }
-
-    func stop() async {
-        let running = lock.withLock { tasks }
-        for task in running { task.cancel() }
-        for task in running { await task.value }
-        if isTerminal, !running.isEmpty { write("\r\u{1B}[K") }
+extension SyncRenderer {
+    /// One result per image of the run (per checksum: duplicates are one image), in path order:
+    /// its state at the end (Ready, Invalid, processing, failed, notSent; a dry run's images to
+    /// send are `toSend`), the server's id and the reason it is not Ready.
+    static func imageResults(_ s: SyncSummary) -> [ImageResult] {
+        let r = s.report
+        var states: [String: (state: String, error: String?)] = [:]
+        for sha1 in r.toSend { states[sha1] = ("toSend", nil) }
+        for sha1 in r.notSent { states[sha1] = ("notSent", nil) }
+        for sha1 in r.processing { states[sha1] = ("processing", nil) }
+        for sha1 in r.ready { states[sha1] = ("Ready", nil) }
+        for (sha1, errors) in r.invalid { states[sha1] = ("Invalid", errors.isEmpty ? "no reason given" : errors.joined(separator: "; ")) }
+        for (sha1, reason) in r.failed { states[sha1] = ("failed", reason) }
+        for sha1 in s.pathsBySHA1.keys where states[sha1] == nil { states[sha1] = ("unknown", nil) }
+        return states.map { sha1, result in
+            ImageResult(path: relative(s, sha1), sha1: sha1, size: s.sizesBySHA1[sha1] ?? 0, state: result.state,
+                        serverID: s.serverIDs[sha1], error: result.error)
+        }.sorted { ($0.path, $0.sha1 ?? "") < ($1.path, $1.sha1 ?? "") }
     }
 }

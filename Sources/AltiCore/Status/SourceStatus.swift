@@ -58,7 +58,12 @@ public struct ImageStatus: Sendable, Equatable {
     /// The server's reasons (Invalid) or the last local error (failed); empty otherwise.
     public var errors: [String]
 
-    public init(sha1: String, path: String, size: Int64, category: ImageCategory, errors: [String] = []) {
+    /// The server's id, when the manifest records one.
+    public var imageID: String?
+
+    public init(sha1: String, path: String, size: Int64, category: ImageCategory, errors: [String] = [],
+                imageID: String? = nil) {
+        self.imageID = imageID
         self.sha1 = sha1
         self.path = path
         self.size = size
@@ -173,7 +178,8 @@ public struct SourceStatus: Sendable {
             }
             let category = ImageCategory(entry.server)
             images.append(ImageStatus(sha1: sha1, path: display(entry.path), size: entry.size, category: category,
-                                      errors: category == .invalid || category == .failed ? entry.server?.errors ?? [] : []))
+                                      errors: category == .invalid || category == .failed ? entry.server?.errors ?? [] : [],
+                                      imageID: entry.server.flatMap { $0.imageID.isEmpty ? nil : $0.imageID }))
         }
         self.images = images
         self.duplicates = duplicates

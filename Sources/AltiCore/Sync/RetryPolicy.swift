@@ -36,6 +36,28 @@ public struct RetryPolicy: Sendable {
     }
 }
 
+/// One retry about to happen, for displays and `--events`: which try comes next, after how long,
+/// and why the last one failed. `what` is filled in by the caller (it knows the request); the
+/// reason never holds a URL's query string (callers pass redacted messages).
+public struct RetryNote: Sendable, Equatable {
+    public var what: String
+    /// The try about to start (2 = the first retry).
+    public var attempt: Int
+    public var delay: Duration
+    public var reason: String
+
+    public init(what: String, attempt: Int, delay: Duration, reason: String) {
+        self.what = what
+        self.attempt = attempt
+        self.delay = delay
+        self.reason = reason
+    }
+
+    public var delaySeconds: Double {
+        Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+    }
+}
+
 /// What one attempt of a retried operation came to.
 public enum RetryStep<Value: Sendable>: Sendable {
     /// Done: return this (a success, or a failure that a retry would not mend).
@@ -63,6 +85,7 @@ extension RetryPolicy {
     public func run<Value: Sendable>(
         sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
         onRetry: @Sendable () -> Void = {},
+        onRetryNote: @Sendable (_ attempt: Int, _ delay: Duration, _ reason: String) -> Void = { _, _, _ in },
         _ attempt: (_ number: Int) async throws -> RetryStep<Value>
     ) async throws -> Value {
         var lastProblem = ""
@@ -70,7 +93,9 @@ extension RetryPolicy {
             try Task.checkCancellation()
             if number > 0 {
                 onRetry()
-                try await sleep(delay(beforeRetry: number - 1))
+                let pause = delay(beforeRetry: number - 1)
+                onRetryNote(number + 1, pause, lastProblem)
+                try await sleep(pause)
                 try Task.checkCancellation()
             }
             switch try await attempt(number) {

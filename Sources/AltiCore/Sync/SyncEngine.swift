@@ -283,9 +283,17 @@ public struct SyncEngine: Sendable {
                 continue
             }
             let sentAt = now()
-            let outcome = try await storage.transfer(ticket.item.source, contentType: ticket.item.contentType,
+            let token = metrics.beginTransfer(name: ticket.item.source.path, size: ticket.item.source.size)
+            let outcome: TransferOutcome
+            do {
+                outcome = try await storage.transfer(ticket.item.source, contentType: ticket.item.contentType,
                                                      grant: ticket.grant, resume: await resume(ticket.item.sha1)) { delta in
-                metrics.addBytes(delta)
+                    metrics.addBytes(delta, transfer: token)
+                }
+                metrics.endTransfer(token)
+            } catch {
+                metrics.endTransfer(token)
+                throw error
             }
             switch outcome {
             case .stored:

@@ -63,6 +63,10 @@ public struct SyncSummary: Sendable {
     public var offlineReason: String? = nil
     /// `--timeout` as the user wrote it, when the run stopped on it.
     public var timeLimit: String? = nil
+    /// Each image's server id as recorded at the end (absent: none yet): `--events` image results.
+    public var serverIDs: [String: String] = [:]
+    /// Each image's size in bytes, by checksum.
+    public var sizesBySHA1: [String: Int64] = [:]
 }
 
 /// `alti sync`: open the sources (scan) -> resolve the project -> diff -> upload -> wait ->
@@ -163,11 +167,14 @@ public struct SyncService: Sendable {
 
         // 5. Write back: fold the journal, save atomically, drop the journal.
         let (cloud, bucket) = try await writeBack(sessions, choice: choice)
-        return SyncSummary(
+        var summary = SyncSummary(
             endpoint: endpoint, project: project, cloud: cloud, bucket: bucket, sources: sessions.map(\.scanReport),
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
+        summary.serverIDs = await recorder.facts.compactMapValues { $0.imageID.isEmpty ? nil : $0.imageID }
+        summary.sizesBySHA1 = Self.sizes(items)
+        return summary
     }
 
     /// Waits out a dead link for `--keep-trying`; without it (or past its limit) a wait is the
@@ -238,6 +245,10 @@ public struct SyncService: Sendable {
                       : try await catalog.startReconstruction(project: project)
     }
 
+    static func sizes(_ items: [SyncItem]) -> [String: Int64] {
+        Dictionary(items.map { ($0.sha1, $0.source.size) }, uniquingKeysWith: { a, _ in a })
+    }
+
     static func paths(_ items: [SyncItem]) -> [String: String] {
         Dictionary(items.map { ($0.sha1, $0.source.displayPath) }, uniquingKeysWith: { a, _ in a })
     }
@@ -286,7 +297,7 @@ public struct SyncService: Sendable {
             endpoint: endpoint, project: nil, cloud: request.cloud ?? "", bucket: request.bucket ?? "",
             sources: sessions.map(\.scanReport), manifests: sessions.map(\.location.file.path), report: report,
             pathsBySHA1: Self.paths(items), metrics: metrics.snapshot, dryRun: true, waited: false, offlinePlan: true,
-            seconds: Date().timeIntervalSince(started), offlineReason: reason)
+            seconds: Date().timeIntervalSince(started), offlineReason: reason, sizesBySHA1: Self.sizes(items))
     }
 }
 
