@@ -163,7 +163,7 @@ struct Sync: AsyncParsableCommand {
 
     func sync() async throws {
         let context = CommandContext.current
-        let resolved = try connection.resolve(environment: context.environment)
+        let resolved = try connection.resolve(environment: context.environment, warn: context.standardError)
         let format = output.resolved
         if dryRun, resolved.key == nil || resolved.token == nil {
             // A plan needs no credentials: make it from the manifests, as offline.
