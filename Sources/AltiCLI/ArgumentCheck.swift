@@ -20,18 +20,19 @@ enum ArgumentCheck {
             return AltiError(.usage, "unknown command '\(SecretMask.shown(first))'\(hint) (commands: \(names.joined(separator: ", ")); see alti help)")
         }
         var index = 1
-        var first = first
+        var commandPath = first  // "config set"
         // A command group (`alti config set ...`): its options are the subcommand's.
         while !command.configuration.subcommands.isEmpty, index < arguments.count, !arguments[index].hasPrefix("-") {
             let word = arguments[index]
+            if word == "help" { return nil }
             let children = command.configuration.subcommands
             guard let child = children.first(where: { $0._commandName == word }) else {
                 let names = children.map { $0._commandName }.sorted()
-                let hint = closest(word, among: names).map { "; did you mean 'alti \(first) \($0)'?" } ?? ""
-                return AltiError(.usage, "unknown command '\(SecretMask.shown(word))' for alti \(first)\(hint) (commands: \(names.joined(separator: ", ")); see alti \(first) --help)")
+                let hint = closest(word, among: names).map { "; did you mean 'alti \(commandPath) \($0)'?" } ?? ""
+                return AltiError(.usage, "unknown command '\(SecretMask.shown(word))' for alti \(commandPath)\(hint) (commands: \(names.joined(separator: ", ")); see alti \(commandPath) --help)")
             }
             command = child
-            first += " " + word
+            commandPath += " " + word
             index += 1
         }
         if !command.configuration.subcommands.isEmpty, let implied = command.configuration.defaultSubcommand {
@@ -47,7 +48,7 @@ enum ArgumentCheck {
             guard let takesValue = options[name] else {
                 let candidates = suggestions(for: name, among: Array(options.keys))
                 let hint = candidates.isEmpty ? "" : "; did you mean " + candidates.map { "'\($0)'" }.joined(separator: " or ") + "?"
-                return AltiError(.usage, "unknown option '\(SecretMask.shown(name))' for alti \(first)\(hint) (see alti \(first) --help)")
+                return AltiError(.usage, "unknown option '\(SecretMask.shown(name))' for alti \(commandPath)\(hint) (see alti \(commandPath) --help)")
             }
             if takesValue, !argument.contains("="), index < arguments.count {
                 let value = arguments[index]

@@ -16,6 +16,8 @@ import Testing
     static let labKey = "LabKeyM3nB8vC2xZ7lK4jH9gF6dS1aQ"
     static let labToken = "LabTokP0oI9uY8tR7eW6qA5sD4fG3hJ"
     static var secrets: [String] { [fieldKey, fieldToken, labKey, labToken] }
+    /// The official CLI's config.yaml, with comments and quoted values (also read by ProfileConfigTests).
+    static var officialFixture: String { Run.packageRoot.appendingPathComponent("Tests/Fixtures/alti-cli/config.yaml").path }
 
     struct Outcome {
         var code: Int32
@@ -239,7 +241,7 @@ import Testing
     @Test func importReadsTheOfficialConfigYAML() async throws {
         let home = try Home()
         defer { home.tree.remove() }
-        try home.tree.copy(ProfileConfigTests.fixture, to: ".altizure/config.yaml")
+        try home.tree.copy(Self.officialFixture, to: ".altizure/config.yaml")
         let imported = await Self.run(["config", "import"], home.env)
         #expect(imported.code == 0, "\(imported.err)")
         #expect(imported.out == """

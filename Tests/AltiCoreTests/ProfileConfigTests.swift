@@ -45,7 +45,8 @@ import Testing
         #expect(try ProfileConfig.decode(config.encoded(), path: "c.json") == config)
         config.set("cn", endpoint: nil, key: "", token: "ct")  // empty removes, nil keeps
         #expect(config.profiles["cn"] == ConnectionProfile(endpoint: "https://api.altizure.cn", key: nil, token: "ct"))
-        #expect(config.remove("cn"))
+        let removedCurrent = config.remove("cn")
+        #expect(removedCurrent)
         #expect(config.current == nil && config.currentName == "default")
     }
 

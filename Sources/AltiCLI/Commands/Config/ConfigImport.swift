@@ -31,10 +31,10 @@ struct ConfigImport: AsyncParsableCommand {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
             throw AltiError(.noInput, "\(path) \(reason); give the official CLI's config file: alti config import FILE")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let yaml = String(data: data, encoding: .utf8) else {
             throw AltiError(.config, "\(path) is not UTF-8 text; alti reads the config.yaml that alti-cli writes")
         }
-        let official = try OfficialConfig.parse(text, path: path)
+        let official = try OfficialConfig.parse(yaml, path: path)
         var config = try access.load()
         let secrets = official.profiles.flatMap { [$0.key, $0.token] }
         let outcomes = try config.importing(official, replace: replace) { (profile: OfficialConfig.Profile) throws(AltiError) -> String in

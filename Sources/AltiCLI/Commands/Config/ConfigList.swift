@@ -22,7 +22,7 @@ struct ConfigList: AsyncParsableCommand {
                 return ["name": name, "endpoint": profile.endpoint ?? ResolvedConnection.defaultEndpoint,
                         "key": profile.key != nil, "token": profile.token != nil]
             }
-            let object: [String: Any] = ["file": access.store.path, "current": config.currentName ?? NSNull(), "profiles": profiles]
+            let object: [String: Any] = ["file": access.store.path, "current": config.currentName.map { $0 as Any } ?? NSNull(), "profiles": profiles]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             context.standardOutput(String(decoding: data, as: UTF8.self) + "\n")
             return
