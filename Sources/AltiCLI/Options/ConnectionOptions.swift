@@ -59,11 +59,9 @@ public struct ConnectionOptions: ParsableArguments {
         return ResolvedConnection(endpoint: endpoint, key: key, token: token, configPath: store.path, profile: selection?.name)
     }
 
-    /// Short names for the two public services.
-    static let endpointPresets: [String: String] = [
-        "com": "https://api.altizure.com", "api.altizure.com": "https://api.altizure.com",
-        "cn": "https://api.altizure.cn", "api.altizure.cn": "https://api.altizure.cn",
-    ]
+    /// Short names for the two public services. A bare host (`api.altizure.com`) stays an error:
+    /// it may be a typo for another server, and the message shows the form to use.
+    static let endpointPresets: [String: String] = ["com": "https://api.altizure.com", "cn": "https://api.altizure.cn"]
 
     /// `value` as the origin alti stores and talks to (a preset expanded, no trailing slash), or a
     /// usage error naming it (masked when it looks like a credential given by mistake).
