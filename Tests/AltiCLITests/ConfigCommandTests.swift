@@ -182,6 +182,55 @@ import Testing
         #expect(try home.profiles().keys.sorted() == ["a", "b"])  // nothing above changed the file
     }
 
+    // MARK: Precedence
+
+    /// Per value: flags > the profile of --profile > ALTI_* > the profile of ALTI_PROFILE > current.
+    @Test func eachValueComesFromTheFirstLevelThatSetsIt() throws {
+        let home = try Home()
+        defer { home.tree.remove() }
+        try home.tree.write("xdg/alti/config.json", """
+            {"current": "cur", "profiles": {
+              "cur": {"endpoint": "http://current.example", "key": "cur-key", "token": "cur-token"},
+              "env": {"endpoint": "http://env-profile.example", "key": "envp-key"},
+              "flag": {"endpoint": "http://flag-profile.example", "token": "flagp-token"},
+              "bad": {"endpoint": "ftp://x"}}}
+            """)
+        chmod(home.configPath, 0o600)
+        func resolve(_ args: [String], _ extra: [String: String] = [:]) throws -> ResolvedConnection {
+            try ConnectionOptions.parse(args).resolve(environment: home.env.merging(extra) { _, new in new })
+        }
+        let current = try resolve([])
+        #expect([current.endpoint, current.key, current.token, current.profile] == ["http://current.example", "cur-key", "cur-token", "cur"])
+        // ALTI_PROFILE replaces the current profile as a whole (its missing token is not taken from `cur`).
+        let byEnvProfile = try resolve([], ["ALTI_PROFILE": "env"])
+        #expect([byEnvProfile.endpoint, byEnvProfile.key, byEnvProfile.profile] == ["http://env-profile.example", "envp-key", "env"])
+        #expect(byEnvProfile.token == nil)
+        // ALTI_* beat the profile ALTI_PROFILE names...
+        let envBeatsIt = try resolve([], ["ALTI_PROFILE": "env", "ALTI_KEY": "env-key", "ALTI_TOKEN": "env-token"])
+        #expect([envBeatsIt.endpoint, envBeatsIt.key, envBeatsIt.token] == ["http://env-profile.example", "env-key", "env-token"])
+        // ... and lose to the one --profile names, where it sets the value.
+        let byFlagProfile = try resolve(["--profile", "flag"], ["ALTI_PROFILE": "env", "ALTI_KEY": "env-key", "ALTI_TOKEN": "env-token"])
+        #expect([byFlagProfile.endpoint, byFlagProfile.key, byFlagProfile.token, byFlagProfile.profile]
+                == ["http://flag-profile.example", "env-key", "flagp-token", "flag"])
+        // Flags beat everything.
+        let flags = try resolve(["--profile", "flag", "--endpoint", "cn", "--token", "flag-token"], ["ALTI_TOKEN": "env-token"])
+        #expect([flags.endpoint, flags.token] == ["https://api.altizure.cn", "flag-token"])
+
+        // A bad endpoint stored in a profile is the config's fault: 78, naming profile and file.
+        do {
+            _ = try resolve(["--profile", "bad"])
+            Issue.record("a bad stored endpoint was accepted")
+        } catch let error as AltiError {
+            #expect(error.exitCode == 78)
+            #expect(error.message == "profile bad in \(home.configPath): endpoint 'ftp://x' is not an http(s) origin; fix it with alti config set bad --endpoint https://api.altizure.com")
+        }
+        // A current profile that is not in the file (a hand edit) is named, not replaced by another.
+        try home.tree.write("xdg/alti/config.json", #"{"current": "gone", "profiles": {"a": {}}}"#)
+        #expect(throws: AltiError(.config, "no profile 'gone' (the current profile of the file) in \(home.configPath); known: a (alti config list)")) {
+            try resolve([])
+        }
+    }
+
     // MARK: The file's permissions
 
     @Test func aConfigFileOthersCanReadIsWarnedAboutOnce() async throws {
