@@ -180,6 +180,12 @@ import Testing
         #expect(optionTypo.code == 64)
         #expect(optionTypo.err == "alti: unknown option '--tokn-stdin' for alti config set; did you mean '--token-stdin'? (see alti config set --help)\n")
         #expect(try home.profiles().keys.sorted() == ["a", "b"])  // nothing above changed the file
+        // A secret given as a flag works, with a note on how to keep it out of ps.
+        let asFlag = await Self.run(["config", "set", "b", "--token", Self.labToken], home.env)
+        #expect(asFlag.code == 0)
+        #expect(asFlag.err == "alti: note: a key or token given as a flag is visible to other users in ps and stays in the shell history; --key-stdin/--token-stdin or --from-env avoid that\n")
+        #expect(try home.profiles()["b"]?["token"] == Self.labToken)
+        Self.expectNoSecret(asFlag, "set --token")
     }
 
     // MARK: Precedence

@@ -79,6 +79,9 @@ struct ConfigSet: AsyncParsableCommand {
         }
         config.set(name, endpoint: endpoint, key: key, token: token)
         try access.store.save(config)
+        if self.key != nil || self.token != nil {
+            access.context.standardError("alti: note: a key or token given as a flag is visible to other users in ps and stays in the shell history; --key-stdin/--token-stdin or --from-env avoid that\n")
+        }
         let current = config.currentName == name ? " (current)" : ""
         access.context.standardOutput("\(exists ? "updated" : "created") profile \(name)\(current): \(ConfigFileAccess.summary(config.profiles[name]!)); file \(access.store.path)\n")
     }
