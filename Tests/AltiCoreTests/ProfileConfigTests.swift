@@ -148,6 +148,13 @@ import Testing
         #expect(node == expected)
     }
 
+    @Test func aByteOrderMarkAndWindowsLineEndsAreRead() throws {
+        let text = "\u{FEFF}active: a\r\nscopes:\r\n  x:\r\n    endpoint: http://x.example\r\n    profiles:\r\n    - id: a\r\n      token: 'T'\r\n"
+        let official = try OfficialConfig.parse(text, path: "c.yaml")
+        #expect(official.active == "a")
+        #expect(official.profiles == [OfficialConfig.Profile(id: "a", endpoint: "http://x.example", token: "T", line: 6)])
+    }
+
     /// Each malformed file is refused with the line at fault, never half-read.
     @Test func malformedFilesNameTheirLine() {
         let head = "scopes:\n  https://api*altizure*com:\n    endpoint: https://api.altizure.com\n    profiles:\n"

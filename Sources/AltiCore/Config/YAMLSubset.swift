@@ -46,10 +46,12 @@ public enum YAMLSubset {
     /// The document's root node (an empty document is an empty mapping).
     public static func parse(_ text: String) throws(Failure) -> Node {
         var lines: [Line] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // A byte-order mark (an editor on Windows) is not part of the first key.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        // "\r\n" is one Character in Swift: split on it as well as on "\n".
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let number = index + 1
-            var content = Substring(raw)
-            if content.hasSuffix("\r") { content = content.dropLast() }
+            let content = Substring(raw)
             let indent = content.prefix { $0 == " " }.count
             let rest = content.dropFirst(indent)
             if rest.first == "\t" { throw Failure(line: number, reason: "a tab in the indentation (YAML indents with spaces)") }
