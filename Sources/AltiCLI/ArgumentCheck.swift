@@ -8,18 +8,37 @@ import Foundation
 /// as "Missing --project"), and a negative number as a value (`--wait -1` would be "Missing
 /// value"). Each gets one line naming what was typed and, where one is close, what was meant.
 enum ArgumentCheck {
-    static let subcommands: [String: any ParsableCommand.Type] = ["scan": Scan.self, "sync": Sync.self, "status": Status.self]
+    static let subcommands: [String: any ParsableCommand.Type] = ["scan": Scan.self, "sync": Sync.self, "status": Status.self,
+                                                                  "config": Config.self]
 
     static func check(_ arguments: [String]) -> AltiError? {
         guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return nil }
-        guard let command = subcommands[first] else {
+        guard var command = subcommands[first] else {
             let names = subcommands.keys.sorted()
             let hint = closest(first, among: names).map { "; did you mean 'alti \($0)'?" } ?? ""
             // A token pasted in front of the command is not echoed.
             return AltiError(.usage, "unknown command '\(SecretMask.shown(first))'\(hint) (commands: \(names.joined(separator: ", ")); see alti help)")
         }
-        let options = self.options(of: command)
         var index = 1
+        var commandPath = first  // "config set"
+        // A command group (`alti config set ...`): its options are the subcommand's.
+        while !command.configuration.subcommands.isEmpty, index < arguments.count, !arguments[index].hasPrefix("-") {
+            let word = arguments[index]
+            if word == "help" { return nil }
+            let children = command.configuration.subcommands
+            guard let child = children.first(where: { $0._commandName == word }) else {
+                let names = children.map { $0._commandName }.sorted()
+                let hint = closest(word, among: names).map { "; did you mean 'alti \(commandPath) \($0)'?" } ?? ""
+                return AltiError(.usage, "unknown command '\(SecretMask.shown(word))' for alti \(commandPath)\(hint) (commands: \(names.joined(separator: ", ")); see alti \(commandPath) --help)")
+            }
+            command = child
+            commandPath += " " + word
+            index += 1
+        }
+        if !command.configuration.subcommands.isEmpty, let implied = command.configuration.defaultSubcommand {
+            command = implied  // `alti config --json` is `alti config list --json`
+        }
+        let options = self.options(of: command)
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -29,7 +48,7 @@ enum ArgumentCheck {
             guard let takesValue = options[name] else {
                 let candidates = suggestions(for: name, among: Array(options.keys))
                 let hint = candidates.isEmpty ? "" : "; did you mean " + candidates.map { "'\($0)'" }.joined(separator: " or ") + "?"
-                return AltiError(.usage, "unknown option '\(SecretMask.shown(name))' for alti \(first)\(hint) (see alti \(first) --help)")
+                return AltiError(.usage, "unknown option '\(SecretMask.shown(name))' for alti \(commandPath)\(hint) (see alti \(commandPath) --help)")
             }
             if takesValue, !argument.contains("="), index < arguments.count {
                 let value = arguments[index]

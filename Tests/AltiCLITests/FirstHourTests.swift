@@ -67,11 +67,11 @@ import Testing
     @Test func typosNameWhatWasTypedAndWhatWasMeant() async {
         let cases: [([String], String)] = [
             (["snyc", "survey", "--project", "5e8f"],
-             "alti: unknown command 'snyc'; did you mean 'alti sync'? (commands: scan, status, sync; see alti help)\n"),
+             "alti: unknown command 'snyc'; did you mean 'alti sync'? (commands: config, scan, status, sync; see alti help)\n"),
             (["sync", "survey", "--projct", "5e8f"],
              "alti: unknown option '--projct' for alti sync; did you mean '--project'? (see alti sync --help)\n"),
             (["sync", "survey", "-p", "5e8f"],
-             "alti: unknown option '-p' for alti sync; did you mean '--part-size' or '--project'? (see alti sync --help)\n"),
+             "alti: unknown option '-p' for alti sync; did you mean '--part-size' or '--profile' or '--project'? (see alti sync --help)\n"),
             (["sync", "survey", "--project", "5e8f", "--wait", "-1"],
              "alti: --wait -1: --wait takes a number of 0 or more\n"),
             (["scan", "survey", "--hash-jobs", "-2"],

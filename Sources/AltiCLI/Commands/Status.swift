@@ -83,7 +83,7 @@ struct Status: AsyncParsableCommand {
             if let code = StatusRenderer.exitCode(recorded) { throw ExitCode(code) }
             return
         }
-        let resolved = try connection.resolve(environment: context.environment)
+        let resolved = try connection.resolve(environment: context.environment, warn: context.standardError)
         let (key, token) = try resolved.requireCredentials()
         let metrics = SyncMetrics()
         // No uploads: the transport's slots (transfers + 4) cover the lookups in flight.

@@ -169,7 +169,7 @@ struct Sync: AsyncParsableCommand {
 
     func sync(_ out: RunOutput) async throws {
         let context = CommandContext.current
-        let resolved = try connection.resolve(environment: context.environment)
+        let resolved = try connection.resolve(environment: context.environment, warn: context.standardError)
         let format = output.resolved
         out.events?.start(command: "sync", paths: paths, project: project)
         func show(_ summary: SyncSummary) throws {

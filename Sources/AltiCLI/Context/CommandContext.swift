@@ -19,6 +19,8 @@ struct CommandContext: Sendable {
     var standardOutputIsTerminal = false
     /// Makes the network side for a resolved connection.
     var connect: @Sendable (_ connection: ServerConnection) throws -> RemoteServices
+    /// All of standard input (`alti config set --token-stdin`: a secret kept out of `ps`).
+    var readStandardInput: @Sendable () -> Data = { FileHandle.standardInput.readDataToEndOfFile() }
 
     @TaskLocal static var current = CommandContext.live
 
