@@ -47,26 +47,39 @@ public enum ExifReader {
 
     /// The byte range of the APP1 segment's payload that starts with `Exif\0\0` (clipped to the
     /// head when the file is shorter than the segment says), or nil.
-    static func exifSegment(_ head: [UInt8]) -> Range<Int>? {
-        guard head.count >= 4, head[0] == 0xFF, head[1] == 0xD8 else { return nil }
+    static func exifSegment(_ head: [UInt8]) -> Range<Int>? { walk(head).segment }
+
+    /// How many of a JPEG's first bytes a header-only read needs for its EXIF, judged from the
+    /// `head` read so far: at most `head.count` when the segment (or the certainty there is none)
+    /// is in it; more when the next segment's marker, or the rest of an APP1, lies beyond it.
+    public static func jpegBytesNeeded(_ head: [UInt8]) -> Int { walk(head).needed }
+
+    /// Walks the segments after SOI (markers and lengths only) to the APP1 `Exif\0\0`.
+    private static func walk(_ head: [UInt8]) -> (segment: Range<Int>?, needed: Int) {
+        guard head.count >= 4, head[0] == 0xFF, head[1] == 0xD8 else { return (nil, 4) }
         var pos = 2
-        while pos < jpegSearchLength, pos + 4 <= head.count {
-            guard head[pos] == 0xFF else { return nil }
+        while pos < jpegSearchLength {
+            guard pos + 4 <= head.count else { return (nil, pos + 4) }
+            guard head[pos] == 0xFF else { return (nil, 0) }
             let marker = head[pos + 1]
             if marker == 0xFF { pos += 1; continue }  // fill byte
             if marker == 0x01 || (0xD0...0xD7).contains(marker) { pos += 2; continue }  // standalone
-            // Scan data, end of image, or a frame header: EXIF comes before them, if at all.
-            if marker == 0xDA || marker == 0xD9 || marker == 0xD8 { return nil }
+            // Scan data or the end of the image: EXIF comes before them, if at all.
+            if marker == 0xDA || marker == 0xD9 || marker == 0xD8 { return (nil, 0) }
             let length = Int(head[pos + 2]) << 8 | Int(head[pos + 3])
-            guard length >= 2 else { return nil }
+            guard length >= 2 else { return (nil, 0) }
             let start = pos + 4
-            let end = min(pos + 2 + length, head.count)
-            if marker == 0xE1, end - start >= 6, head[start..<(start + 6)].elementsEqual([0x45, 0x78, 0x69, 0x66, 0, 0]) {
-                return start..<end
+            let stated = pos + 2 + length
+            if marker == 0xE1, length >= 8 {
+                // EXIF or XMP: its first 6 bytes tell; an EXIF one is wanted whole.
+                guard start + 6 <= head.count else { return (nil, stated) }
+                if head[start..<(start + 6)].elementsEqual([0x45, 0x78, 0x69, 0x66, 0, 0]) {
+                    return (start..<min(stated, head.count), stated)
+                }
             }
-            pos += 2 + length
+            pos = stated
         }
-        return nil
+        return (nil, 0)
     }
 
     /// The facts in a TIFF structure (header, IFD0, its Exif and GPS IFDs); offsets are relative
@@ -115,7 +128,9 @@ public enum ExifReader {
               let parts = value.flatMap(parser.rationals), parts.count >= 3,
               let degrees = parts[0], let minutes = parts[1], let seconds = parts[2]
         else { return nil }
-        let magnitude = degrees + minutes / 60 + seconds / 3600
+        // Rounded to 1e-10 degrees (0.01 mm): 22°20'11.04" is written 22.3364, not the sum's
+        // 22.336399999999998; no GPS is anywhere near that precise.
+        let magnitude = ((degrees + minutes / 60 + seconds / 3600) * 1e10).rounded() / 1e10
         guard magnitude.isFinite, magnitude >= 0, magnitude <= limit else { return nil }
         return letter == negative ? -magnitude : magnitude
     }
@@ -133,8 +148,8 @@ public enum ExifReader {
         let month = number(5, 2), day = number(8, 2)
         guard (1...12).contains(month), (1...31).contains(day), number(11, 2) < 24, number(14, 2) < 60,
               number(17, 2) < 61 else { return nil }
-        func text(_ range: Range<Int>) -> String { String(decoding: c[range], as: UTF8.self) }
-        return text(0..<4) + "-" + text(5..<7) + "-" + text(8..<10) + "T" + text(11..<19)
+        func part(_ range: Range<Int>) -> String { String(decoding: c[range], as: UTF8.self) }
+        return part(0..<4) + "-" + part(5..<7) + "-" + part(8..<10) + "T" + part(11..<19)
     }
 
     /// "+08:00" / "-05:30" as written; nil for anything else (blank "   :  " included).

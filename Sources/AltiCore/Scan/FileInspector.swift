@@ -128,23 +128,37 @@ extension FileInspector {
         guard let file = try? reader.open(path), let stat = try? file.stat(),
               max(stat.size, 0) == expected.size, stat.mtimeNs == expected.mtimeNs, stat.inode == expected.inode
         else { return nil }
-        var head = [UInt8](repeating: 0, count: ExifReader.headLength)
-        var filled = 0
-        while filled < head.count {
-            let n = head.withUnsafeMutableBytes { buffer in
-                (try? file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))) ?? -1
+        var head: [UInt8] = []
+        var atEnd = false
+        /// Reads on until `head` holds `count` bytes (or the file ends); false on a read error.
+        func fill(to count: Int) -> Bool {
+            while !atEnd, head.count < count {
+                var chunk = [UInt8](repeating: 0, count: count - head.count)
+                guard let n = try? chunk.withUnsafeMutableBytes({ try file.read(into: $0) })
+                else { return false }
+                if n == 0 { atEnd = true }
+                head += chunk[0..<n]
             }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            filled += n
+            return true
         }
-        head.removeSubrange(filled...)
-        guard let type = ImageSniffer.sniff(head) else { return nil }
-        let window = ByteWindow(head: head, size: max(stat.size, Int64(filled))) { offset, count in
+        // A few KiB hold a camera's EXIF; a JPEG's segments say how much more there is to read.
+        guard fill(to: Self.headerProbe), let type = ImageSniffer.sniff(head) else { return nil }
+        if type == .jpeg {
+            var needed = ExifReader.jpegBytesNeeded(head)
+            while needed > head.count, !atEnd {
+                guard fill(to: min(needed, ExifReader.headLength)) else { return nil }
+                if head.count >= ExifReader.headLength { break }
+                needed = ExifReader.jpegBytesNeeded(head)
+            }
+        }
+        let window = ByteWindow(head: head, size: max(stat.size, Int64(head.count))) { offset, count in
             try file.read(at: offset, count: count)
         }
         return ExifReader.facts(type, head: head, window: window)
     }
+
+    /// The first read of `headerExif`.
+    static let headerProbe = 4096
 }
 
 /// The one sequential read of a file the inspector makes: each chunk read is hashed and its last
