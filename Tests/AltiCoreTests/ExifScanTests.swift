@@ -202,6 +202,32 @@ import Testing
         #expect(ArchiveLibrary.opens(of: archive) - opens == 2)
     }
 
+    @Test func aHeaderReadNeedsTheRecordedStat() throws {
+        let tree = try TempTree("exif-header")
+        defer { tree.remove() }
+        let b = ExifBuilder.self
+        let tiff = try tree.write("far.tif", b.tiff(little: false, ifd0: [(256, .short(4)), (257, .short(4))] + b.make,
+                                                    gps: b.gps(), padding: 3 << 20))
+        let jpeg = ScanFixtures.sampleSurvey + "/flight2/DJI_0013.JPG"
+        let counting = CountingReading()
+        let inspector = FileInspector(reader: counting)
+        for path in [tiff, jpeg] {
+            let st = try #require(try POSIXFileReading().open(path).stat())
+            let facts = try #require(inspector.headerExif(path: path, expected: st))
+            #expect(facts.make == "DJI" && facts.gps != nil, "\(path)")
+            // The file is not the one recorded (another size, mtime or inode): nothing is taken from it.
+            for other in [FileStat(size: st.size + 1, mtimeNs: st.mtimeNs, inode: st.inode),
+                          FileStat(size: st.size, mtimeNs: st.mtimeNs - 1, inode: st.inode),
+                          FileStat(size: st.size, mtimeNs: st.mtimeNs, inode: st.inode + 1)] {
+                #expect(inspector.headerExif(path: path, expected: other) == nil)
+            }
+        }
+        // The TIFF's IFDs 3 MiB in were reached by positioned reads, not by reading up to them.
+        #expect(counting.bytes < 1 << 20)
+        #expect(counting.positionedReads > 0)
+        #expect(inspector.headerExif(path: tree.path("absent.jpg"), expected: FileStat(size: 0, mtimeNs: 0, inode: 0)) == nil)
+    }
+
     @Test func theScanReadsEachImageOnceForHashAndExif() async throws {
         let counting = CountingReading()
         let (manifest, report) = try await ScanService(inspector: FileInspector(reader: counting))

@@ -10,8 +10,8 @@ public enum ExifReader {
     /// A JPEG's APP1 segment is looked for in the file's first this many bytes (it sits right after
     /// SOI, at most behind an APP0 or two); segments are not walked any further.
     public static let jpegSearchLength = 64 * 1024
-    /// What a header-only read (the backfill of older manifests) takes: the search window plus the
-    /// largest segment that can start at its end (a 2-byte marker, a 65535-byte segment).
+    /// The most a header-only read (the backfill of older manifests) takes of a JPEG: the search
+    /// window plus the largest segment that can start at its end (a 2-byte marker, 65535 bytes).
     public static let headLength = jpegSearchLength + 2 + 65_535
     /// Entries read per IFD at most: real IFDs hold a few dozen; a garbage count is not followed.
     static let maxEntries = 1024
