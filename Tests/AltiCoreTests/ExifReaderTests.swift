@@ -197,6 +197,26 @@ enum ExifBuilder {
         #expect(ExifReader.jpeg(Array(lying[0..<app1End])) == whole)
     }
 
+    /// Every byte of a real camera's APP1 set to 0x00, 0x7F and 0xFF in turn: the reader returns
+    /// (a trap would kill the test process), and a change past the segment changes nothing.
+    @Test func everySingleByteDamageIsSurvived() throws {
+        let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: ScanFixtures.sampleSurvey + "/flight1/DJI_0005.JPG")))
+        let whole = ExifReader.jpeg(file)
+        #expect(whole.gps != nil && whole.capturedAt != nil)
+        let segment = try #require(ExifReader.exifSegment(file))
+        var changed = 0
+        for index in 2..<(segment.upperBound + 64) {
+            for value: UInt8 in [0x00, 0x7F, 0xFF] where file[index] != value {
+                var damaged = file
+                damaged[index] = value
+                let facts = ExifReader.jpeg(damaged)
+                if index >= segment.upperBound { #expect(facts == whole, "byte \(index) = \(value)") }
+                if facts != whole { changed += 1 }
+            }
+        }
+        #expect(changed > 100)  // the damage reached the parser
+    }
+
     @Test func offsetsOutsideTheSegmentAreNoValues() throws {
         // The Exif IFD pointer past the end: no DateTimeOriginal, so DateTime; GPS pointer far out.
         let facts = read(B.tiff(little: false, ifd0: B.make, exif: B.exif, gps: B.gps(),
