@@ -28,6 +28,7 @@ struct ScanCommandTests {
         #expect(first.stdout.contains("Scanned \(tree.path("survey"))\n"))
         #expect(first.stdout.contains("  images:     24 (JPEG 24), "))
         #expect(first.stdout.contains("0.050 gigapixels"))
+        #expect(first.stdout.contains("\n  exif:       24 with GPS, 24 with capture time\n"))
         #expect(first.stdout.contains("    broken.jpg: notAnImage: "))
         #expect(first.stdout.contains("  skipped:    2 other files, 1 hidden or junk"))
         #expect(first.stdout.contains("  hashed:     24 files"))
@@ -44,6 +45,34 @@ struct ScanCommandTests {
         #expect(report["otherFilesSkipped"] as? Int == 2)  // readme.txt and the sample's README.md
         #expect(report["manifest"] as? String == tree.path("survey/.alti/manifest.json"))
         #expect(try ManifestSchema.errors([tree.path("survey/.alti/manifest.json")]) == [])
+    }
+
+    /// A manifest of an alti that recorded no EXIF: the next scan reads it from the headers and says so.
+    @Test func exifOfAnOlderManifestIsBackfilledAndCounted() throws {
+        let tree = try TempTree("cli-exif")
+        try tree.copy(sample + "/flight2", to: "survey")
+        try tree.ageAllFiles()
+        let first = try Run.alti(["scan", tree.path("survey")])
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("\n  exif:       12 with GPS, 12 with capture time\n"))
+        // As an older alti wrote it: no "exif" key in any entry.
+        let file = tree.path("survey/.alti/manifest.json")
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file)))
+            as? [String: Any])
+        object["entries"] = try #require(object["entries"] as? [[String: Any]]).map { entry -> [String: Any] in
+            var e = entry
+            e.removeValue(forKey: "exif")
+            return e
+        }
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: file))
+        #expect(try ManifestStore().load(URL(fileURLWithPath: file))?.entries.allSatisfy { $0.exif == nil } == true)
+        let second = try Run.alti(["scan", tree.path("survey")])
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("\n  exif:       12 with GPS, 12 with capture time (12 read from the headers "
+            + "of images scanned by an older alti; not hashed again)\n"))
+        #expect(second.stdout.contains("  hashed:     0 files (0 bytes), reused 12 unchanged"))
+        let third = try Run.alti(["scan", tree.path("survey")])
+        #expect(third.stdout.contains("\n  exif:       12 with GPS, 12 with capture time\n"))
     }
 
     @Test func relativePathAndManifestFlag() throws {

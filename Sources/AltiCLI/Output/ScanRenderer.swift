@@ -24,6 +24,13 @@ enum ScanRenderer {
         lines.append("  images:     \(r.images)\(types.isEmpty ? "" : " (\(types))"), \(bytes(r.totalBytes)), "
             + String(format: "%.3f gigapixels", r.gigapixels))
         lines.append("  unique:     \(r.uniqueImages) (\(r.duplicates) duplicate\(r.duplicates == 1 ? "" : "s") of another file's content)")
+        if r.images > 0 {
+            var exif = "  exif:       \(r.imagesWithGPS) with GPS, \(r.imagesWithCaptureTime) with capture time"
+            if r.exifBackfilled > 0 {
+                exif += " (\(r.exifBackfilled) read from the headers of images scanned by an older alti; not hashed again)"
+            }
+            lines.append(exif)
+        }
         if !r.problems.isEmpty {
             let counts = r.problemsByVerdict.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                 .joined(separator: ", ")

@@ -21,6 +21,8 @@ public struct Inspection: Sendable, Equatable {
     public var changedWhileRead = false
     /// It was gone when it was opened (removed or renamed since the walk listed it).
     public var vanished = false
+    /// The image's EXIF capture facts (all nil when it has none); nil when it is not an image.
+    public var exif: ExifFacts?
 }
 
 /// Sniffs, parses the header, checks the tail and hashes a file in ONE sequential read:
@@ -68,6 +70,9 @@ public struct FileInspector: Sendable {
                     return result  // not an image: not hashed
                 }
                 result.type = type
+                // A JPEG's EXIF (APP1, right after SOI) is in this first chunk: parsed from it, so
+                // it costs no read at all.
+                if type != .tiff { result.exif = ExifReader.facts(type, head: first) }
                 stream.hashFirst()
                 // A size the file does not state (a zip member written as a stream) is found at its end.
                 let stated = result.stat?.size ?? -1
@@ -75,6 +80,9 @@ public struct FileInspector: Sendable {
                     try stream.fetch(at: at, count: count)
                 }
                 let header = try ImageSniffer.header(type, window)
+                // A TIFF's IFDs are reached through the window like its header: forward on the
+                // stream, hashing on the way, or (behind it) a positioned read of the open file.
+                if type == .tiff { result.exif = ExifReader.facts(type, head: first, window: window) }
                 try stream.finish()
                 result.sha1 = stream.digest.finalize().hexString
                 result.bytesHashed = stream.hashed
@@ -99,13 +107,58 @@ public struct FileInspector: Sendable {
                         + "the file changed while it was read; it will be hashed again"
                 }
             } catch {
+                let exif = result.exif
                 result = Inspection(stat: result.stat, sha1: nil, type: result.type, width: nil, height: nil,
                                     verdict: .unreadable, detail: "\(error) at offset \(stream.position)",
                                     bytesHashed: 0)
+                result.exif = exif
             }
             return result
         }
     }
+}
+
+extension FileInspector {
+    /// The EXIF facts of an image already in the manifest, from its first bytes only (at most
+    /// `ExifReader.headLength`, plus a TIFF's IFDs where they are): nothing is hashed. For entries
+    /// of a manifest written before EXIF was recorded (see DESIGN.md, "EXIF"). nil when the file
+    /// cannot be read, is no longer an image, or no longer has the stat `expected` (it changed
+    /// since it was hashed: the next scan hashes it again and reads its EXIF then).
+    public func headerExif(path: String, expected: FileStat) -> ExifFacts? {
+        guard let file = try? reader.open(path), let stat = try? file.stat(),
+              max(stat.size, 0) == expected.size, stat.mtimeNs == expected.mtimeNs, stat.inode == expected.inode
+        else { return nil }
+        var head: [UInt8] = []
+        var atEnd = false
+        /// Reads on until `head` holds `count` bytes (or the file ends); false on a read error.
+        func fill(to count: Int) -> Bool {
+            while !atEnd, head.count < count {
+                var chunk = [UInt8](repeating: 0, count: count - head.count)
+                guard let n = try? chunk.withUnsafeMutableBytes({ try file.read(into: $0) })
+                else { return false }
+                if n == 0 { atEnd = true }
+                head += chunk[0..<n]
+            }
+            return true
+        }
+        // A few KiB hold a camera's EXIF; a JPEG's segments say how much more there is to read.
+        guard fill(to: Self.headerProbe), let type = ImageSniffer.sniff(head) else { return nil }
+        if type == .jpeg {
+            var needed = ExifReader.jpegBytesNeeded(head)
+            while needed > head.count, !atEnd {
+                guard fill(to: min(needed, ExifReader.headLength)) else { return nil }
+                if head.count >= ExifReader.headLength { break }
+                needed = ExifReader.jpegBytesNeeded(head)
+            }
+        }
+        let window = ByteWindow(head: head, size: max(stat.size, Int64(head.count))) { offset, count in
+            try file.read(at: offset, count: count)
+        }
+        return ExifReader.facts(type, head: head, window: window)
+    }
+
+    /// The first read of `headerExif`.
+    static let headerProbe = 4096
 }
 
 /// The one sequential read of a file the inspector makes: each chunk read is hashed and its last

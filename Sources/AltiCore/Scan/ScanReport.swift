@@ -62,6 +62,12 @@ public struct ScanReport: Codable, Sendable, Equatable {
     public var vanished: [String] = []
     /// FIFOs, sockets and devices by path (never opened): `specialFilesSkipped` of them.
     public var specialFiles: [String] = []
+    /// Of `images`, those whose EXIF gives a GPS position, and those with a capture time.
+    public var imagesWithGPS = 0
+    public var imagesWithCaptureTime = 0
+    /// Unchanged images whose EXIF was read from their first bytes (not hashed again) because the
+    /// manifest was written before EXIF was recorded; once per image.
+    public var exifBackfilled = 0
 
     /// The service's gigapixel count for one image.
     public static func gigapixels(width: Int?, height: Int?) -> Double {

@@ -144,6 +144,11 @@ public struct ScanService: Sendable {
         }
         try Task.checkCancellation()
 
+        // 1b. Entries of a manifest written before EXIF was recorded get it from their headers,
+        //     once (nothing is hashed again; see DESIGN.md, "EXIF").
+        let exifBackfilled = await backfillExif(&reused, tree: tree)
+        try Task.checkCancellation()
+
         // 2. Inspect in parallel (largest first, so one big file does not end up alone at the end),
         //    checkpointing now and then.
         func merged(_ results: [Inspected?]) -> Merged {
@@ -180,6 +185,7 @@ public struct ScanService: Sendable {
         var report = Self.report(manifest: m.manifest, walk: walk, otherSkipped: m.otherSkipped,
                                  unreadableOther: m.unreadableOther, hashed: m.hashed, reused: reused.count,
                                  bytesHashed: m.bytesHashed, missing: m.missing)
+        report.exifBackfilled = exifBackfilled
         report.archivesFound = m.archives.sorted()
         report.changing = m.changing.sorted()
         report.vanished = m.vanished.sorted()
@@ -265,7 +271,8 @@ public struct ScanService: Sendable {
             entries.append(ManifestEntry(
                 path: file.path, size: max(st.size, 0), mtimeNs: st.mtimeNs, inode: st.inode,
                 sha1: inspection.sha1, type: inspection.type, width: inspection.width, height: inspection.height,
-                verdict: verdict ?? .notAnImage, detail: detail, hashedAtNs: done.hashedAtNs))
+                verdict: verdict ?? .notAnImage, detail: detail, hashedAtNs: done.hashedAtNs,
+                exif: inspection.type == nil ? nil : inspection.exif))
         }
 
         // 4. Entries of files that are gone (or no longer images) stay, marked missing.
@@ -307,6 +314,64 @@ public struct ScanService: Sendable {
         if old.sha1 == nil, old.verdict != .notAnImage, old.verdict != .empty { return false }
         let readAt = old.hashedAtNs ?? previousWrittenAtNs
         return stat.mtimeNs < readAt - racyWindowNs
+    }
+
+    // MARK: EXIF backfill
+
+    /// Reads the EXIF of the image entries in `entries` that have none recorded (reused from a
+    /// manifest written before EXIF was), from their first bytes only: no hash, and `sha1`,
+    /// `hashedAtNs` and the stat stay as they are. Returns how many got facts. One file at a time
+    /// off the cooperative pool (a one-time cost of about 128 KiB per image); an archive's members
+    /// in one pass in archive order, as the scan reads them. A file that cannot be read, or changed
+    /// since it was hashed, is left without (the next scan that hashes it reads its EXIF then).
+    private func backfillExif(_ entries: inout [ManifestEntry], tree: any SourceTree) async -> Int {
+        let wanted = entries.indices.filter { entries[$0].type != nil && entries[$0].exif == nil }
+        guard !wanted.isEmpty else { return 0 }
+        let requests = wanted.map { (path: entries[$0].path,
+                                     stat: FileStat(size: entries[$0].size, mtimeNs: entries[$0].mtimeNs,
+                                                    inode: entries[$0].inode)) }
+        let stop = StopFlag()
+        let found: [ExifFacts?] = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[ExifFacts?], Never>) in
+                Self.ioQueue.async {
+                    continuation.resume(returning: Self.headerExif(requests, tree: tree, stop: stop))
+                }
+            }
+        } onCancel: {
+            stop.set()
+        }
+        var count = 0
+        for (index, facts) in zip(wanted, found) {
+            guard let facts else { continue }
+            entries[index].exif = facts
+            count += 1
+        }
+        return count
+    }
+
+    /// `FileInspector.headerExif` for each request (`result[i]` for `requests[i]`), until `stop`.
+    private static func headerExif(_ requests: [(path: String, stat: FileStat)], tree: any SourceTree,
+                                   stop: StopFlag) -> [ExifFacts?] {
+        var results = [ExifFacts?](repeating: nil, count: requests.count)
+        guard let archive = tree as? ArchiveTree else {
+            let inspector = FileInspector(reader: StoppableReading(base: TreeReading(tree: tree), stop: stop))
+            for (i, request) in requests.enumerated() where !stop.isSet {
+                results[i] = inspector.headerExif(path: request.path, expected: request.stat)
+            }
+            return results
+        }
+        let index = Dictionary(requests.indices.map { (requests[$0].path, $0) }, uniquingKeysWith: { a, _ in a })
+        guard let reader = try? ArchiveReader(path: archive.root) else { return results }
+        let pass = OnePassReading(reader: reader, tree: archive)
+        let inspector = FileInspector(reader: pass)
+        var left = index.count
+        while left > 0, !stop.isSet, let member = try? reader.next() {
+            guard member.kind == .regular, let i = index[member.path] else { continue }
+            pass.current = member
+            results[i] = inspector.headerExif(path: member.path, expected: requests[i].stat)
+            left -= 1
+        }
+        return results
     }
 
     // MARK: Parallel inspection
@@ -457,6 +522,8 @@ public struct ScanService: Sendable {
         var unique = 0
         var duplicates = 0
         var gigapixels = 0.0
+        var withGPS = 0
+        var withCaptureTime = 0
         for entry in manifest.entries where !entry.missing {
             if entry.duplicateOf != nil { duplicates += 1 }
             guard entry.verdict == .ok, let type = entry.type else {
@@ -465,6 +532,8 @@ public struct ScanService: Sendable {
                 continue
             }
             images += 1
+            if entry.exif?.gps != nil { withGPS += 1 }
+            if entry.exif?.capturedAt != nil { withCaptureTime += 1 }
             byType[type.rawValue, default: 0] += 1
             totalBytes += entry.size
             if entry.duplicateOf == nil {
@@ -472,7 +541,7 @@ public struct ScanService: Sendable {
                 gigapixels += ScanReport.gigapixels(width: entry.width, height: entry.height)
             }
         }
-        return ScanReport(
+        var report = ScanReport(
             root: manifest.source.root, manifest: "", manifestIsFallback: false, movedAside: nil, images: images,
             imagesByType: byType, totalBytes: totalBytes, uniqueImages: unique, duplicates: duplicates,
             // Whole pixels: a sum of products divided by 1e9 otherwise prints as 0.04976640000000003.
@@ -481,6 +550,9 @@ public struct ScanService: Sendable {
             symlinksSkipped: walk.symlinks.count, specialFilesSkipped: walk.special.count,
             unreadableFolders: walk.unreadableFolders, unreadableOtherFiles: walk.unreadableMembers + unreadableOther, filesHashed: hashed,
             filesReused: reused, bytesHashed: bytesHashed, missing: missing, seconds: 0)
+        report.imagesWithGPS = withGPS
+        report.imagesWithCaptureTime = withCaptureTime
+        return report
     }
 }
 

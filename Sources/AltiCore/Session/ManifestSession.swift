@@ -189,7 +189,9 @@ public final class ManifestSession: @unchecked Sendable {
     /// older than the manifest's write, as for files).
     static func unchangedArchive(_ tree: any SourceTree, previous: Manifest) -> (Manifest, ScanReport)? {
         guard let archive = tree as? ArchiveTree, let now = archive.facts, previous.source.kind == "archive",
-              previous.source.archive == now, now.mtimeNs < previous.writtenAtNs - ScanService.racyWindowNs
+              previous.source.archive == now, now.mtimeNs < previous.writtenAtNs - ScanService.racyWindowNs,
+              // Images scanned before EXIF was recorded: the scan reads their EXIF once (no hash).
+              !previous.entries.contains(where: { !$0.missing && $0.type != nil && $0.exif == nil })
         else { return nil }
         let present = previous.entries.filter { !$0.missing }
         let report = ScanService.report(manifest: previous, walk: WalkResult(), otherSkipped: 0, unreadableOther: [],
