@@ -8,7 +8,8 @@ import Foundation
 /// as "Missing --project"), and a negative number as a value (`--wait -1` would be "Missing
 /// value"). Each gets one line naming what was typed and, where one is close, what was meant.
 enum ArgumentCheck {
-    static let subcommands: [String: any ParsableCommand.Type] = ["scan": Scan.self, "sync": Sync.self, "status": Status.self]
+    static let subcommands: [String: any ParsableCommand.Type] = ["scan": Scan.self, "sync": Sync.self, "status": Status.self,
+                                                                     "report": Report.self]
 
     static func check(_ arguments: [String]) -> AltiError? {
         guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return nil }

@@ -1,0 +1,26 @@
+import Foundation
+
+/// `alti report`: reads the manifests of the PATHs exactly as `alti status` does (the same
+/// locate, the same lock-free read with a leftover journal folded into a copy): no scan, no
+/// lock, nothing written, no network.
+public struct ReportService: Sendable {
+    public var store: ManifestStore
+
+    public init(store: ManifestStore = ManifestStore()) {
+        self.store = store
+    }
+
+    /// - Throws: 66 for a PATH that is missing or has no manifest; 65 for a corrupt one.
+    public func read(paths: [String], manifestOverride: String?, generatedAt: String) throws -> SurveyReport {
+        let status = StatusService(store: store)
+        var sources: [(source: ReportSource, manifest: Manifest)] = []
+        for located in try status.locate(paths: paths, manifestOverride: manifestOverride) {
+            var (manifest, journal) = try status.recorded(located)
+            ManifestSync.fold(journal, into: &manifest)
+            let source = ReportSource(root: manifest.source.root, kind: manifest.source.kind,
+                                      manifest: located.location.file.path, remote: manifest.remote)
+            sources.append((source, manifest))
+        }
+        return SurveyReport(sources: sources, generatedAt: generatedAt)
+    }
+}
