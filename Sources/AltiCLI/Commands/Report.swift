@@ -55,14 +55,8 @@ struct Report: AsyncParsableCommand {
         let report = try service.read(paths: paths.isEmpty ? ["."] : paths, manifestOverride: manifest,
                                       generatedAt: RFC3339.string(fromNanoseconds: RFC3339.nowNanoseconds()))
         if let html {
-            let file = URL(fileURLWithPath: html, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-                .standardizedFileURL
-            do {
-                try Data(ReportHTML.page(report).utf8).write(to: file, options: .atomic)
-            } catch {
-                throw AltiError(.cannotWrite, "cannot write the report \(file.path): \(Self.reason(error)); check that its folder exists and is writable")
-            }
-            context.standardOutput("wrote \(file.path): \(ReportFormat.summaryLine(report))\n")
+            let written = try ReportService.save(ReportHTML.page(report), to: html)
+            context.standardOutput("wrote \(written): \(ReportFormat.summaryLine(report))\n")
         } else if csv {
             context.standardOutput(ReportFormat.csv(report))
         } else if json {
@@ -70,13 +64,5 @@ struct Report: AsyncParsableCommand {
         } else {
             context.standardOutput(ReportFormat.text(report))
         }
-    }
-
-    /// The OS's words for a failed write ("No such file or directory").
-    static func reason(_ error: any Error) -> String {
-        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(posix.code)))
-        }
-        return (error as NSError).localizedDescription
     }
 }

@@ -58,7 +58,7 @@ public enum ReportHTML {
                 if let first = flight.firstAt, let last = flight.lastAt { when = ", \(first) to \(last)" }
                 if let folder = flight.folder { when = ", folder \(folder)" }
                 out += "<span class=\"item\"><span class=\"sw\" style=\"background:\(CoverageMap.trackColour(flight: flight.number))\"></span>"
-                out += "flight \(flight.number): \(flight.rows.count) images, \(shape) markers\(escape(when))</span>"
+                out += "flight \(flight.number): \(ReportFormat.count(flight.rows.count, "image")), \(shape) markers\(escape(when))</span>"
             }
             out += "</div>\n"
             out += svg + "\n"

@@ -105,7 +105,7 @@ public struct SurveyReport: Sendable {
         self.sources = sources.map(\.source)
         self.generatedAt = generatedAt
         var rows: [ReportRow] = []
-        for (source, manifest) in sources {
+        for (_, manifest) in sources {
             let display = { (path: String) in SourceStatus.displayPath(root: manifest.source.root, kind: manifest.source.kind, path) }
             for entry in manifest.entries { rows.append(Self.row(entry, display: display)) }
         }
