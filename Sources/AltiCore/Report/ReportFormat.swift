@@ -16,7 +16,7 @@ public enum ReportFormat {
             [row.path, row.state, ByteCount.text(row.size), row.capturedAt ?? "-",
              row.gps.map { fixed($0.latitude, 6) } ?? "-", row.gps.map { fixed($0.longitude, 6) } ?? "-",
              row.flight.map(String.init) ?? "-", row.cloud ?? "-", row.imageID ?? "-",
-             row.sha1.map { String($0.prefix(12)) } ?? "-", row.error]
+             row.sha1.map { String($0.prefix(12)) } ?? "-", row.error].map(visible)
         }
         var widths = header.map(\.count)
         for line in cells {
@@ -36,6 +36,24 @@ public enum ReportFormat {
         }
         lines.append(summaryLine(report))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A cell on one line: a line break or other control character in a name or a server's
+    /// message is shown escaped (`\n`, `\t`, `\u{1B}`), so one entry stays one line of the table.
+    static func visible(_ cell: String) -> String {
+        guard cell.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return cell }
+        var out = ""
+        for scalar in cell.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.properties.generalCategory == .control:
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// "/survey (folder) · project P at E (S3, bucket B) · manifest M", or "not synced to a project yet".

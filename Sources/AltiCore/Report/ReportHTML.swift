@@ -16,7 +16,7 @@ public enum ReportHTML {
             table{border-collapse:collapse}td,th{padding:1px 8px;text-align:left;white-space:nowrap}
             #files tr:nth-child(even){background:#f6f6f6}#files td:nth-child(4),#files td:nth-child(6){text-align:right}
             .sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:baseline}
-            .round{border-radius:50%}#map{display:block;border:1px solid #999}
+            .round{border-radius:50%}#map{display:block;border:1px solid #999;max-width:100%;height:auto}
             .legend{margin:4px 0}.legend span.item{margin-right:16px}
 
             """
