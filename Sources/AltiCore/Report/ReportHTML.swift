@@ -14,7 +14,7 @@ public enum ReportHTML {
             body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fff}
             h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:16px 0 4px}
             table{border-collapse:collapse}td,th{padding:1px 8px;text-align:left;white-space:nowrap}
-            #files tr:nth-child(even){background:#f6f6f6}#files td:nth-child(4),#files td:nth-child(6){text-align:right}
+            #files tr:nth-child(even){background:#f6f6f6}#files td:nth-child(4),#files td:nth-child(6),#files td:nth-child(7){text-align:right}
             .sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:baseline}
             .round{border-radius:50%}#map{display:block;border:1px solid #999;max-width:100%;height:auto}
             .legend{margin:4px 0}.legend span.item{margin-right:16px}
