@@ -116,6 +116,8 @@ import Testing
         let tree = try await Self.scannedSample()
         defer { tree.remove() }
         try Self.record(tree, exif: try Self.pillowExif(tree.path), states: Self.sampleStates)
+        let manifestBytes = try tree.read(".alti/manifest.json")
+        let stateFiles = try FileManager.default.contentsOfDirectory(atPath: tree.path(".alti")).sorted()
 
         let csv = await Self.run(["report", tree.path, "--csv"])
         #expect(csv.code == 0, "\(csv.err)")
@@ -148,6 +150,10 @@ import Testing
         let lineCount = text.out.split(separator: "\n").count
         #expect(lineCount == 28)
         #expect(!text.out.contains("alti-demo"))
+        #expect(text.connections == 0)
+        // Read only: the manifest byte for byte, no lock, journal or temp file left beside it.
+        #expect(try tree.read(".alti/manifest.json") == manifestBytes)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.path(".alti")).sorted() == stateFiles)
     }
 
     static func bytes(_ tree: TempTree) throws -> Int64 {
