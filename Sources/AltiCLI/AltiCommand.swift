@@ -9,7 +9,7 @@ public struct AltiCommand: AsyncParsableCommand {
         commandName: "alti",
         abstract: "Get survey images from a field laptop into an Altizure project, resumably.",
         version: AltiVersion.version,
-        subcommands: [Scan.self, Sync.self, Status.self, Config.self])
+        subcommands: [Scan.self, Sync.self, Status.self, Report.self, Config.self])
 
     public init() {}
 

@@ -9,7 +9,7 @@ import Foundation
 /// value"). Each gets one line naming what was typed and, where one is close, what was meant.
 enum ArgumentCheck {
     static let subcommands: [String: any ParsableCommand.Type] = ["scan": Scan.self, "sync": Sync.self, "status": Status.self,
-                                                                  "config": Config.self]
+                                                                  "report": Report.self, "config": Config.self]
 
     static func check(_ arguments: [String]) -> AltiError? {
         guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return nil }

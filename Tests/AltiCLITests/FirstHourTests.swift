@@ -67,7 +67,7 @@ import Testing
     @Test func typosNameWhatWasTypedAndWhatWasMeant() async {
         let cases: [([String], String)] = [
             (["snyc", "survey", "--project", "5e8f"],
-             "alti: unknown command 'snyc'; did you mean 'alti sync'? (commands: config, scan, status, sync; see alti help)\n"),
+             "alti: unknown command 'snyc'; did you mean 'alti sync'? (commands: config, report, scan, status, sync; see alti help)\n"),
             (["sync", "survey", "--projct", "5e8f"],
              "alti: unknown option '--projct' for alti sync; did you mean '--project'? (see alti sync --help)\n"),
             (["sync", "survey", "-p", "5e8f"],

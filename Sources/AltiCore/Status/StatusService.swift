@@ -54,11 +54,19 @@ public struct StatusService: Sendable {
         StatusSummary(sources: try locate(paths: paths, manifestOverride: manifestOverride).map(snapshot))
     }
 
-    /// One source's manifest and journal as they stand. No lock is taken: a running sync appends
-    /// to the journal (a torn last line is dropped on read) and replaces the manifest by rename,
-    /// so both are always whole. A manifest replaced between the two reads (the sync folded its
-    /// journal and removed it) is read again, so a view never misses the events it folded.
+    /// One source's view (`recorded`'s manifest and journal, the journal folded into a copy).
     func snapshot(_ source: Located) throws -> SourceStatus {
+        let (manifest, journal) = try recorded(source)
+        return SourceStatus(manifest: manifest, journal: journal, manifestPath: source.location.file.path,
+                            manifestIsFallback: source.location.isFallback)
+    }
+
+    /// One source's manifest and journal as they stand (also what `alti report` reads). No lock
+    /// is taken: a running sync appends to the journal (a torn last line is dropped on read) and
+    /// replaces the manifest by rename, so both are always whole. A manifest replaced between the
+    /// two reads (the sync folded its journal and removed it) is read again, so a view never
+    /// misses the events it folded.
+    func recorded(_ source: Located) throws -> (manifest: Manifest, journal: [JournalEvent]) {
         let file = source.location.file
         let journalPath = ManifestSync.journalPath(forManifest: file.path)
         func identity() -> FileStat? {
@@ -73,10 +81,7 @@ public struct StatusService: Sendable {
             if manifest == nil, let seed = source.location.seed { manifest = try store.load(seed) }
             guard let manifest else { throw ManifestSession.noManifest(source.root) }
             let journal = try SyncJournal.read(path: journalPath)
-            if identity() == before || attempt == 3 {
-                return SourceStatus(manifest: manifest, journal: journal, manifestPath: file.path,
-                                    manifestIsFallback: source.location.isFallback)
-            }
+            if identity() == before || attempt == 3 { return (manifest, journal) }
         }
     }
 
