@@ -13,7 +13,7 @@ import Testing
         await CommandContextTests.run(args, ["XDG_CONFIG_HOME": "/nonexistent-alti-config"], offline: true)
     }
 
-    // MARK: Until the scan records EXIF (issue 12's parser, being written in parallel)
+    // MARK: The sample, scanned (the scan records its EXIF) and given server states
 
     /// What Pillow reads from each JPEG under `root`: relative path → capture time and GPS. An
     /// independent reader, so the positions the test expects never come from alti's own code.
@@ -48,14 +48,14 @@ import Testing
         }
     }
 
-    /// Fills the manifest's `exif` from Pillow (drop once the scan records it) and sets the
-    /// server states the test draws: `states[n]` for the n-th image in path order, Ready otherwise.
-    static func record(_ tree: TempTree, exif: [String: ExifFacts], states: [Int: ImageState?]) throws {
+    /// Sets the server states the test draws: `states[n]` for the n-th image in path order, Ready
+    /// otherwise. The capture facts are the scan's own.
+    static func record(_ tree: TempTree, states: [Int: ImageState?]) throws {
         let file = tree.url(".alti/manifest.json")
         var manifest = try #require(try ManifestStore().load(file))
         for index in manifest.entries.indices {
             let entry = manifest.entries[index]
-            manifest.entries[index].exif = exif[entry.path]
+            #expect(entry.exif?.gps != nil, "the scan recorded no GPS for \(entry.path)")
             let state = states[index + 1] ?? .ready
             manifest.entries[index].server = state.map {
                 ServerFacts(imageID: String(format: "%024x", index + 1), filename: entry.path, state: $0,
@@ -115,7 +115,7 @@ import Testing
     @Test func csvJSONAndTextOfTheScannedSample() async throws {
         let tree = try await Self.scannedSample()
         defer { tree.remove() }
-        try Self.record(tree, exif: try Self.pillowExif(tree.path), states: Self.sampleStates)
+        try Self.record(tree, states: Self.sampleStates)
         let manifestBytes = try tree.read(".alti/manifest.json")
         let stateFiles = try FileManager.default.contentsOfDirectory(atPath: tree.path(".alti")).sorted()
 
@@ -170,7 +170,7 @@ import Testing
         let tree = try await Self.scannedSample()
         defer { tree.remove() }
         let exif = try Self.pillowExif(tree.path)
-        try Self.record(tree, exif: exif, states: Self.sampleStates)
+        try Self.record(tree, states: Self.sampleStates)
         let page = tree.path("out/report.html")
         try FileManager.default.createDirectory(atPath: tree.path("out"), withIntermediateDirectories: true)
 
