@@ -198,12 +198,10 @@ public enum TestPython {
     }
 }
 
-/// Validates JSON files against `manifests/manifest.schema.json` with Python's `jsonschema`
-/// (Draft 2020-12), run by `TestPython.interpreter`. Missing Python or jsonschema is an error,
-/// never a skip.
-public enum ManifestSchema {
-    public static var schemaPath: String { Run.packageRoot.appendingPathComponent("manifests/manifest.schema.json").path }
-
+/// Validates JSON documents against a JSON Schema (Draft 2020-12) with Python's `jsonschema`, run
+/// by `TestPython.interpreter`: manifests (`manifests/manifest.schema.json`) and `--events` lines
+/// (`manifests/events.schema.json`). Missing Python or jsonschema is an error, never a skip.
+public enum JSONSchemaCheck {
     static let script = """
         import json, sys
         try:
@@ -211,26 +209,40 @@ public enum ManifestSchema {
         except ImportError:
             print("%s has no jsonschema package: run scripts/bootstrap --test and set ALTI_TEST_PYTHON to the interpreter it prints (scripts/test does)" % sys.executable)
             sys.exit(3)
-        schema = json.load(open(sys.argv[1]))
+        mode, schema = sys.argv[1], json.load(open(sys.argv[2]))
         jsonschema.Draft202012Validator.check_schema(schema)
         v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
         bad = 0
-        for p in sys.argv[2:]:
-            for e in v.iter_errors(json.load(open(p))):
-                bad += 1
-                print("%s: /%s: %s" % (p, "/".join(map(str, e.absolute_path)), e.message))
+        for p in sys.argv[3:]:
+            # ndjson: every line is a document, named FILE:LINE in the errors.
+            docs = [("%s:%d" % (p, n), json.loads(l)) for n, l in enumerate(open(p), 1)] if mode == "ndjson" else [(p, json.load(open(p)))]
+            for where, doc in docs:
+                for e in v.iter_errors(doc):
+                    bad += 1
+                    print("%s: /%s: %s" % (where, "/".join(map(str, e.absolute_path)), e.message[:300]))
         sys.exit(1 if bad else 0)
         """
 
-    /// The validation errors of `files` (empty when all are valid). Throws when the validator
-    /// itself cannot run.
-    public static func errors(_ files: [String]) throws -> [String] {
-        let result = try Run.process(TestPython.interpreter, ["-c", script, schemaPath] + files)
+    /// The validation errors of `files` against `schema` (empty when all are valid); with
+    /// `linesAreDocuments`, each line of a file is one document (NDJSON). Throws when the
+    /// validator itself cannot run.
+    public static func errors(schema: String, files: [String], linesAreDocuments: Bool = false) throws -> [String] {
+        let result = try Run.process(TestPython.interpreter, ["-c", script, linesAreDocuments ? "ndjson" : "json", schema] + files)
         switch result.exitCode {
         case 0: return []
         case 1: return result.stdout.split(separator: "\n").map(String.init)
         default:
-            throw RunError("cannot validate manifests (exit \(result.exitCode)): \(result.stdout)\(result.stderr)")
+            throw RunError("cannot validate against \(schema) (exit \(result.exitCode)): \(result.stdout)\(result.stderr)")
         }
+    }
+}
+
+/// Manifests against `manifests/manifest.schema.json`.
+public enum ManifestSchema {
+    public static var schemaPath: String { Run.packageRoot.appendingPathComponent("manifests/manifest.schema.json").path }
+
+    /// The validation errors of `files` (empty when all are valid).
+    public static func errors(_ files: [String]) throws -> [String] {
+        try JSONSchemaCheck.errors(schema: schemaPath, files: files)
     }
 }

@@ -11,23 +11,6 @@ import Testing
 @Suite(.serialized) struct EventsTests {
     static var schemaPath: String { Run.packageRoot.appendingPathComponent("manifests/events.schema.json").path }
 
-    static let validator = """
-        import json, sys
-        try:
-            import jsonschema
-        except ImportError:
-            print("%s has no jsonschema package: run scripts/bootstrap --test and set ALTI_TEST_PYTHON to the interpreter it prints (scripts/test does)" % sys.executable)
-            sys.exit(3)
-        schema = json.load(open(sys.argv[1]))
-        jsonschema.Draft202012Validator.check_schema(schema)
-        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        bad = 0
-        for n, line in enumerate(open(sys.argv[2]), 1):
-            for e in v.iter_errors(json.loads(line)):
-                bad += 1
-                print("line %d: /%s: %s" % (n, "/".join(map(str, e.absolute_path)), e.message[:300]))
-        sys.exit(1 if bad else 0)
-        """
 
     /// The events of `stdout`, each line validated against the schema; throws when the validator
     /// cannot run, records an issue per invalid line.
@@ -36,11 +19,9 @@ import Testing
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("alti-events-\(UUID().uuidString).ndjson")
         try Data(stdout.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try Run.process(TestPython.interpreter, ["-c", validator, schemaPath, file.path])
-        switch result.exitCode {
-        case 0: break
-        case 1: Issue.record("events not valid: \(result.stdout.prefix(3000))", sourceLocation: sourceLocation)
-        default: throw RunError("cannot validate events (exit \(result.exitCode)): \(result.stdout)\(result.stderr)")
+        let invalid = try JSONSchemaCheck.errors(schema: schemaPath, files: [file.path], linesAreDocuments: true)
+        if !invalid.isEmpty {
+            Issue.record("events not valid: \(invalid.joined(separator: "\n").prefix(3000))", sourceLocation: sourceLocation)
         }
         return try stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])

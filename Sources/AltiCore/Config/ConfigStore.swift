@@ -68,37 +68,13 @@ public struct ConfigStore: Sendable {
         } ?? path
         let folder = (target as NSString).deletingLastPathComponent
         try Self.makePrivateFolders(folder)
-        let temp = folder + "/.config.json.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        func fail() -> AltiError {
-            let code = errno
-            unlink(temp)
-            return AltiError.writeFailed(target, doing: "write the config file", code: code, kept: "the previous config file is intact")
-        }
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { throw fail() }
-        // The umask can only narrow the mode given to open; fchmod makes it exactly 0600.
-        if fchmod(fd, 0o600) != 0 { let e = fail(); close(fd); throw e }
-        let data = config.encoded()
-        var written = 0
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                written += n
-            }
-            return true
-        }
-        if !ok { let e = fail(); close(fd); throw e }
-        if fsync(fd) != 0 { let e = fail(); close(fd); throw e }
-        if close(fd) != 0 { throw fail() }
-        if rename(temp, target) != 0 { throw fail() }
-        let dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            _ = fsync(dirfd)  // best effort: the new file is whole either way
-            close(dirfd)
+        do {
+            try DurableFile.replace(target, with: config.encoded(), mode: 0o600)
+        } catch where error.renamed {
+            // Best effort: the new file is whole either way.
+        } catch {
+            throw AltiError.writeFailed(target, doing: "write the config file", code: error.code,
+                                        kept: "the previous config file is intact")
         }
     }
 

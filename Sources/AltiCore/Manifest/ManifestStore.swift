@@ -328,43 +328,14 @@ public struct ManifestStore: Sendable {
         }
         let folder = url.deletingLastPathComponent()
         try Self.makeDirectory(folder)
-        let temp = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        let kept = "the previous manifest is intact"
-        // `step` names the failed call for the reader of this code; the user needs the cause.
-        func fail(_ step: String) -> AltiError {
-            let code = errno
-            unlink(temp)
-            return AltiError.writeFailed(url.path, doing: "write manifest", code: code, kept: kept)
-        }
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 { throw fail("creating its temp file") }
-        var written = 0
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                written += n
+        do {
+            try DurableFile.replace(url.path, with: data, mode: 0o644) {
+                if let crashPoint { CrashPoint.reached(crashPoint + "-temp-written") }
             }
-            return true
-        }
-        // close() may clobber errno: take the error first, then close.
-        if !ok { let e = fail("write"); close(fd); throw e }
-        if fsync(fd) != 0 { let e = fail("fsync"); close(fd); throw e }
-        if close(fd) != 0 { throw fail("close") }
-        if let crashPoint { CrashPoint.reached(crashPoint + "-temp-written") }
-        if rename(temp, url.path) != 0 { throw fail("rename") }
-        // The rename is in the folder's entries: without this fsync a power cut could bring back
-        // the old name (the data is safe either way, the temp file's blocks were fsynced).
-        let dirfd = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            defer { close(dirfd) }
-            if fsync(dirfd) != 0 {
-                throw AltiError.writeFailed(url.path, doing: "write manifest", code: errno,
-                                            kept: "it was renamed into place, but fsync of its folder failed")
-            }
+        } catch {
+            throw AltiError.writeFailed(url.path, doing: "write manifest", code: error.code,
+                                        kept: error.renamed ? "it was renamed into place, but fsync of its folder failed"
+                                                            : "the previous manifest is intact")
         }
         return manifest
     }

@@ -30,36 +30,12 @@ public struct ReportService: Sendable {
     /// - Throws: 73 with the OS's reason, naming the file.
     public static func save(_ text: String, to path: String) throws(AltiError) -> String {
         let target = ScanService.absolutePath(path)
-        let temp = target + ".alti-tmp-\(getpid())"
-        func failure(_ code: Int32) -> AltiError {
-            AltiError(.cannotWrite, "cannot write the report \(target): \(String(cString: strerror(code))); check that its folder exists and is writable")
-        }
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure(errno) }
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                let code = errno
-                close(fd)
-                unlink(temp)
-                throw failure(code)
-            }
-            written += n
-        }
-        guard fsync(fd) == 0 || errno == EINVAL else {
-            let code = errno
-            close(fd)
-            unlink(temp)
-            throw failure(code)
-        }
-        close(fd)
-        guard rename(temp, target) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw failure(code)
+        do {
+            try DurableFile.replace(target, with: Array(text.utf8), mode: 0o644)
+        } catch where !error.renamed {
+            throw AltiError(.cannotWrite, "cannot write the report \(target): \(String(cString: strerror(error.code))); check that its folder exists and is writable")
+        } catch {
+            // Written and renamed; only the folder's fsync failed: the page is whole.
         }
         return target
     }
