@@ -62,10 +62,13 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // MARK: The CLI
+        // The git commit for `alti --version`, written before every build by the StampCommit plugin.
+        .target(name: "AltiBuildInfo", swiftSettings: swiftSettings, plugins: ["StampCommit"]),
+        .plugin(name: "StampCommit", capability: .buildTool()),
         .target(
             name: "AltiCLI",
             dependencies: [
-                "AltiCore", "AltiAPI", "AltiStorage", "AltiNet",
+                "AltiCore", "AltiAPI", "AltiStorage", "AltiNet", "AltiBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

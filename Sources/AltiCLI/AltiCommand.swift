@@ -1,3 +1,4 @@
+import AltiBuildInfo
 import AltiCore
 import ArgumentParser
 import Foundation
@@ -8,10 +9,14 @@ public struct AltiCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "alti",
         abstract: "Get survey images from a field laptop into an Altizure project, resumably.",
-        version: AltiVersion.version,
+        version: AltiCommand.versionLine,
         subcommands: [Scan.self, Sync.self, Status.self, Report.self, Config.self])
 
     public init() {}
+
+    /// What `alti --version` prints: `alti 0.1.0 (4dfd698)`, the commit stamped at build time
+    /// (`BuildInfo.commit`: `-dirty` for a tree with uncommitted changes, `unknown` outside git).
+    public static let versionLine = "alti \(AltiVersion.version) (\(BuildInfo.commit))"
 
     public static func main() async {
         let code = await execute(Array(CommandLine.arguments.dropFirst()))
