@@ -121,6 +121,8 @@ let package = Package(
             // AltiEmulator is imported directly (stats, faults): declared, so a change of its types
             // rebuilds these tests instead of linking stale copies of them.
             dependencies: ["AltiCLI", "AltiCore", "AltiArchive", "AltiEmulator", "AltiTestSupport"],
+            // Golden files are read from the source tree by path (#filePath), not bundled.
+            exclude: ["Golden"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -107,7 +107,7 @@ struct ManifestStoreTests {
                 exif: i == 5 ? nil : ExifFacts(
                     capturedAt: i == 1 ? nil : "2019-05-21T10:22:3\(i)", make: i == 3 ? nil : "DJI \"\(i)\"", model: "FC6310",
                     gps: i == 2 ? nil : GPSPosition(latitude: [22.30748611111111, -0.000123, 0, 1e-7, 35][i % 5],
-                                                    longitude: [114.17375, 1.0, -179.99999999, 5e-324, 1e21][i % 5],
+                                                    longitude: [114.17375, 1.0, -179.99999999, Double.leastNonzeroMagnitude, 1e21][i % 5],
                                                     altitude: i == 0 ? nil : [1.5, 123456789012345678.0, -12.25, 35.0, 0.1][i % 5]))))
         }
         let encoder = JSONEncoder()
