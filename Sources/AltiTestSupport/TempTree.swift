@@ -105,6 +105,12 @@ public struct ProcessResult: Sendable {
 
 /// Runs programs for end-to-end tests.
 public enum Run {
+    /// The environment every alti a test runs starts from: no plain progress lines. On a pipe
+    /// alti prints one every 5 s, so a run slowed down by a loaded machine would grow an extra
+    /// stderr line that a quick run does not have. Tests about those lines set
+    /// `ALTI_PROGRESS_INTERVAL` themselves (the caller's environment wins).
+    public static let testDefaults = ["ALTI_PROGRESS_INTERVAL": "3600"]
+
     /// The package root (the folder holding Package.swift), from this file's location.
     public static var packageRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -147,7 +153,8 @@ public enum Run {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [executable] + arguments
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
+            .merging(environment) { _, new in new }
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let out = Pipe()
         let err = Pipe()

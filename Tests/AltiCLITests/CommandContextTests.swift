@@ -24,7 +24,7 @@ import Testing
 
     static func context(_ env: [String: String], _ captured: Captured, offline: Bool = false) -> CommandContext {
         CommandContext(
-            environment: env, standardOutput: { captured.writeOut($0) }, standardError: { captured.writeErr($0) },
+            environment: Run.testDefaults.merging(env) { _, new in new }, standardOutput: { captured.writeOut($0) }, standardError: { captured.writeErr($0) },
             standardErrorIsTerminal: false,
             connect: { connection in
                 captured.connected()

@@ -38,7 +38,8 @@ final class AltiChild {
             process.executableURL = URL(fileURLWithPath: alti)
             process.arguments = args
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
+        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
+            .merging(env) { _, new in new }
         let base = NSTemporaryDirectory() + "alti-child-\(UUID().uuidString.prefix(8))"
         var pipes: (out: Pipe, err: Pipe)?
         if underFileSizeLimit {

@@ -242,7 +242,10 @@ import Testing
             #expect(verbose.exitCode == 0, "\(verbose.stderr)")
             let retryLines = verbose.stderr.split(separator: "\n").filter { $0.hasPrefix("alti: retry: upload of flight") }
             #expect(retryLines.count == 2, "\(verbose.stderr)")
-            #expect(retryLines.allSatisfy { $0.contains(", try 2 in ") && $0.contains("503") })
+            // Two refused PUTs: two retries of one upload each, or one upload refused twice when
+            // its retry reaches the store before any other upload (a loaded machine): try 2 and 3.
+            #expect(retryLines.allSatisfy { ($0.contains(", try 2 in ") || $0.contains(", try 3 in ")) && $0.contains("503") },
+                    "\(retryLines)")
             let imageLines = verbose.stdout.split(separator: "\n").filter { $0.hasPrefix("  Ready ") && $0.hasSuffix(".JPG") }
             #expect(imageLines.count == 24, "\(verbose.stdout)")
             #expect(verbose.stdout.contains("All 24 images Ready."))

@@ -85,7 +85,8 @@ import Testing
         }
         let version = await Self.run(["--version"])
         #expect(version.code == 0)
-        #expect(version.out == AltiVersion.version + "\n")
+        #expect(version.out == AltiCommand.versionLine + "\n")
+        #expect(version.out.hasPrefix("alti \(AltiVersion.version) ("))
         // The old names still parse (hidden aliases of --transfers and --hash-jobs).
         #expect(ArgumentCheck.check(["sync", "x", "--project", "p", "--jobs", "2"]) == nil)
         #expect(ArgumentCheck.check(["scan", "x", "--jobs", "2", "--json"]) == nil)
