@@ -111,6 +111,11 @@ public enum Run {
     /// `ALTI_PROGRESS_INTERVAL` themselves (the caller's environment wins).
     public static let testDefaults = ["ALTI_PROGRESS_INTERVAL": "3600"]
 
+    /// The environment of a process a test starts: this process's, then `testDefaults`, then `extra`.
+    public static func environment(_ extra: [String: String]) -> [String: String] {
+        ProcessInfo.processInfo.environment.merging(testDefaults) { _, new in new }.merging(extra) { _, new in new }
+    }
+
     /// The package root (the folder holding Package.swift), from this file's location.
     public static var packageRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -153,8 +158,7 @@ public enum Run {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [executable] + arguments
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
-            .merging(environment) { _, new in new }
+        process.environment = Run.environment(environment)
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let out = Pipe()
         let err = Pipe()

@@ -38,8 +38,7 @@ final class AltiChild {
             process.executableURL = URL(fileURLWithPath: alti)
             process.arguments = args
         }
-        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
-            .merging(env) { _, new in new }
+        process.environment = Run.environment(env)
         let base = NSTemporaryDirectory() + "alti-child-\(UUID().uuidString.prefix(8))"
         var pipes: (out: Pipe, err: Pipe)?
         if underFileSizeLimit {

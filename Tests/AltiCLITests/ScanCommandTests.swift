@@ -168,8 +168,7 @@ struct ScanCommandTests {
         let process = Process()
         process.executableURL = try Run.altiBinary()
         process.arguments = ["scan", "--jobs", "2", tree.path]
-        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
-            .merging(["ALTI_SCAN_CHECKPOINT_MS": "0"]) { _, new in new }
+        process.environment = Run.environment(["ALTI_SCAN_CHECKPOINT_MS": "0"])
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

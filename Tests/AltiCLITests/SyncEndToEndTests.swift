@@ -49,8 +49,7 @@ import Testing
         let process = Process()
         process.executableURL = try Run.altiBinary()
         process.arguments = args
-        process.environment = ProcessInfo.processInfo.environment.merging(Run.testDefaults) { _, new in new }
-            .merging(env) { _, new in new }
+        process.environment = Run.environment(env)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
