@@ -16,15 +16,20 @@ public struct AltizureCatalog: RemoteCatalog {
 
     static let imageFields = "id state name filename error"
 
+    /// The key-only fields that tell the server's mode, clouds and nearest buckets.
+    static let serverInfoFields =
+        "support { systemMode supportedCloud(kind: image) } getGeoIPInfo { nearestBuckets { cloud bucket display } }"
+
     public func serverInfo() async throws -> ServerInfo {
-        let query = """
-            query serverInfo { support { systemMode supportedCloud(kind: image) } \
-            getGeoIPInfo { nearestBuckets { cloud bucket display } } }
-            """
-        let response = try await client.execute(query, operationName: "serverInfo", withToken: false)
+        let response = try await client.execute(
+            "query serverInfo { \(Self.serverInfoFields) }", operationName: "serverInfo", withToken: false)
         try failOnErrors(response, doing: "read the server's mode and buckets")
-        let support = response.data["support"]
-        let buckets = (response.data["getGeoIPInfo"]?["nearestBuckets"]?.array ?? []).compactMap { item -> BucketSuggestion? in
+        return Self.decodeServerInfo(response.data)
+    }
+
+    static func decodeServerInfo(_ data: JSONValue) -> ServerInfo {
+        let support = data["support"]
+        let buckets = (data["getGeoIPInfo"]?["nearestBuckets"]?.array ?? []).compactMap { item -> BucketSuggestion? in
             guard let cloud = item["cloud"]?.nonEmptyString, let bucket = item["bucket"]?.nonEmptyString else { return nil }
             return BucketSuggestion(cloud: cloud, bucket: bucket, display: item["display"]?.string)
         }
@@ -35,43 +40,69 @@ public struct AltizureCatalog: RemoteCatalog {
     }
 
     public func project(_ idOrPrefix: String) async throws -> RemoteProject {
-        // A key or token given as --project by mistake is never echoed, neither in our messages
-        // nor where the server's own message quotes it; a project id or prefix is.
+        try await hidingSecrets(idOrPrefix) { try await lookUpProject(idOrPrefix, withServerInfo: false).project }
+    }
+
+    /// The sync's preflight in ONE request: the project lookup and the key-only `support` and
+    /// `getGeoIPInfo` fields side by side in one query (root fields of one operation; the
+    /// token a project needs does no harm to the others). The server facts are nil when their
+    /// fields failed: `serverInfo()` asks again when something must be sent, and reports it.
+    public func projectAndServerInfo(_ idOrPrefix: String) async throws -> (project: RemoteProject, server: ServerInfo?) {
+        try await hidingSecrets(idOrPrefix) { try await lookUpProject(idOrPrefix, withServerInfo: true) }
+    }
+
+    /// A key or token given as --project by mistake is never echoed, neither in our messages
+    /// nor where the server's own message quotes it; a project id or prefix is.
+    func hidingSecrets<T>(_ idOrPrefix: String, _ body: () async throws -> T) async throws -> T {
         let secrets = [client.credentials.key, client.credentials.token]
         do {
-            return try await lookUpProject(idOrPrefix)
+            return try await body()
         } catch let error as AltiError where SecretMask.looksLikeSecret(idOrPrefix, secrets: secrets) {
             let hint = error.kind == .notFound ? " (the value given looks like a key or token, not a project id)" : ""
             throw AltiError(error.kind, SecretMask.scrub(error.message, of: idOrPrefix, secrets: secrets) + hint)
         }
     }
 
-    func lookUpProject(_ idOrPrefix: String) async throws -> RemoteProject {
+    func lookUpProject(_ idOrPrefix: String, withServerInfo: Bool) async throws -> (project: RemoteProject, server: ServerInfo?) {
         let fields = "id name numImage gigaPixel"
+        let serverFields = withServerInfo ? " \(Self.serverInfoFields)" : ""
         if Self.looksLikeFullID(idOrPrefix) {
             let response = try await client.execute(
-                "query project($id: ID!) { project(id: $id) { \(fields) } }",
+                "query project($id: ID!) { project(id: $id) { \(fields) }\(serverFields) }",
                 variables: ["id": .string(idOrPrefix)], operationName: "project", withToken: true)
-            try failOnErrors(response, doing: "look up project \(idOrPrefix)")
-            if let project = Self.decodeProject(response.data["project"]) { return project }
+            try failOnErrors(response, exceptIn: Self.serverInfoRoots, doing: "look up project \(idOrPrefix)")
+            if let project = Self.decodeProject(response.data["project"]) {
+                return (project, Self.preflightServerInfo(in: response, asked: withServerInfo))
+            }
             throw AltiError(.notFound, "project \(idOrPrefix) does not exist at \(client.credentials.origin) or is not yours; check --project")
         }
         // A prefix, as the official CLI allows: ask for two matches so an ambiguous prefix is an
         // error rather than a silent pick.
         let response = try await client.execute(
-            "query searchProject($id: String, $limit: Int, $mine: Boolean) { search { projectID(id: $id, limit: $limit, myProject: $mine) { \(fields) } } }",
+            "query searchProject($id: String, $limit: Int, $mine: Boolean) { search { projectID(id: $id, limit: $limit, myProject: $mine) { \(fields) } }\(serverFields) }",
             variables: ["id": .string(idOrPrefix), "limit": 2, "mine": true], operationName: "searchProject", withToken: true)
-        try failOnErrors(response, doing: "search for project \(idOrPrefix)")
+        try failOnErrors(response, exceptIn: Self.serverInfoRoots, doing: "search for project \(idOrPrefix)")
         let matches = (response.data["search"]?["projectID"]?.array ?? []).compactMap(Self.decodeProject)
-        if let exact = matches.first(where: { $0.id == idOrPrefix }) { return exact }
+        let server = Self.preflightServerInfo(in: response, asked: withServerInfo)
+        if let exact = matches.first(where: { $0.id == idOrPrefix }) { return (exact, server) }
         switch matches.count {
         case 0:
             throw AltiError(.notFound, "no project of yours starts with \(idOrPrefix) at \(client.credentials.origin); check --project")
         case 1:
-            return matches[0]
+            return (matches[0], server)
         default:
             throw AltiError(.usage, "project prefix \(idOrPrefix) matches several projects (\(matches.map(\.id).joined(separator: ", "))); give more characters of --project")
         }
+    }
+
+    /// The root fields of `serverInfoFields`: their errors do not fail a project lookup.
+    static let serverInfoRoots: Set<String> = ["support", "getGeoIPInfo"]
+
+    /// The server facts of a preflight, nil when not asked or when one of their fields failed.
+    static func preflightServerInfo(in response: GraphQLResponse, asked: Bool) -> ServerInfo? {
+        guard asked, !response.errors.contains(where: { error in error.alias.map { serverInfoRoots.contains($0) } ?? false }),
+              let support = response.data["support"], !support.isNull else { return nil }
+        return decodeServerInfo(response.data)
     }
 
     public func hasImages(project: String, checksums: [String]) async throws -> [String: RemoteImage] {
@@ -214,8 +245,8 @@ public struct AltizureCatalog: RemoteCatalog {
             filename: value["filename"]?.string, errors: (value["error"]?.array ?? []).compactMap(\.string))
     }
 
-    func failOnErrors(_ response: GraphQLResponse, doing what: String) throws {
-        if let first = response.errors.first {
+    func failOnErrors(_ response: GraphQLResponse, exceptIn roots: Set<String> = [], doing what: String) throws {
+        if let first = response.errors.first(where: { error in !(error.alias.map { roots.contains($0) } ?? false) }) {
             throw Self.mapError(first, doing: what)
         }
     }

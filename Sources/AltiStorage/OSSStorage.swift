@@ -36,6 +36,9 @@ public struct OSSStorage: ImageStorage {
     let options: OSSOptions
     let metrics: SyncMetrics
     let sleep: @Sendable (Duration) async throws -> Void
+    /// `doneImageUpload`s of images stored while one is on its way go together in the next
+    /// aliased request.
+    let completions: CompletionBatch
 
     public init(bucket: String, catalog: AltizureCatalog, transport: any HTTPTransport, retry: RetryPolicy,
                 limits: HTTPLimits, options: OSSOptions, metrics: SyncMetrics, clock: OSSClock,
@@ -50,6 +53,7 @@ public struct OSSStorage: ImageStorage {
         self.clock = clock
         self.sleep = sleep
         self.credentials = STSVault(catalog: catalog, bucket: bucket, metrics: metrics, clock: clock)
+        self.completions = CompletionBatch(limit: catalog.batchLimit) { ids in try await catalog.doneUpload(imageIDs: ids) }
     }
 
     public var batchLimit: Int { catalog.batchLimit }
@@ -72,7 +76,7 @@ public struct OSSStorage: ImageStorage {
     }
 
     public func complete(imageID: String) async throws -> RemoteImage? {
-        try await catalog.doneUpload(imageIDs: [imageID])[imageID]
+        try await completions.complete(imageID)
     }
 
     public func transfer(_ source: UploadSource, contentType: String, grant: UploadGrant, resume: TransferResume,
@@ -532,5 +536,47 @@ struct CRCBody: HTTPBodySource {
             position += Int64(bytes.count)
             return bytes.count
         }
+    }
+}
+
+/// Signals per-image completions in as few aliased requests as possible without delaying any:
+/// the first one goes at once, alone; those that come while a request is on its way wait for it
+/// and go together in the next one (at most `limit` per request). Each caller gets its own
+/// image's answer, or the request's error.
+actor CompletionBatch {
+    typealias Send = @Sendable ([String]) async throws -> [String: RemoteImage]
+    private var waiting: [(id: String, answer: CheckedContinuation<RemoteImage?, any Error>)] = []
+    private var sending = false
+    private let limit: Int
+    private let send: Send
+
+    init(limit: Int, send: @escaping Send) {
+        self.limit = max(1, limit)
+        self.send = send
+    }
+
+    func complete(_ id: String) async throws -> RemoteImage? {
+        try Task.checkCancellation()
+        return try await withCheckedThrowingContinuation { answer in
+            waiting.append((id, answer))
+            if !sending {
+                sending = true
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = Array(waiting.prefix(limit))
+            waiting.removeFirst(batch.count)
+            do {
+                let answers = try await send(batch.map(\.id))
+                for caller in batch { caller.answer.resume(returning: answers[caller.id]) }
+            } catch {
+                for caller in batch { caller.answer.resume(throwing: error) }
+            }
+        }
+        sending = false
     }
 }

@@ -236,11 +236,11 @@ import Testing
             #expect(requests["graphqlRetries"] == 0 && requests["putRetries"] == 0, "\(requests)")
             #expect(requests["put"] == 24)
             #expect(requests["graphql"] == stats.graphqlRequests, "\(requests) vs \(stats.graphqlRequests)")
-            // 1 project + 1 hasImage + 1 support + 2 windows x (register + start) + doneImageUpload
-            // and polls: the poll interval doubles, so a slow link means fewer polls, not more.
+            // 1 preflight (project, support, getGeoIPInfo) + 1 hasImage + 2 windows x (register +
+            // start) and polls: the poll interval doubles, so a slow link means fewer polls, not more.
             #expect(stats.registrations == 24)
             #expect(stats.count("hasImage") == 24)
-            // Without latency the same sync makes 8 requests; allow two more polls for a loaded
+            // Without latency the same sync makes 7 requests; allow three more polls for a loaded
             // machine.
             #expect(stats.graphqlRequests <= 10, "\(stats.graphqlFields)")
             print("fault matrix, 500 ms latency: \(stats.graphqlRequests) GraphQL requests \(stats.graphqlFields)")

@@ -163,6 +163,10 @@ func fastOptions() -> SyncOptions {
         #expect(await server.putsPerImage.count == 250)
         #expect(await server.putsPerImage.values.allSatisfy { $0 == 1 })
         #expect(await server.calls["hasImage"] == 3)  // ceil(250/100)
+        // Windows of 16 (the lifetime unknown), then full batches of 100 for 3-hour URLs: 16 + 100
+        // + 100 + 34, each one registration and one start request.
+        #expect(await server.calls["register"] == 4)
+        #expect(await server.calls["start"] == 4)
         let facts = await recorder.facts
         #expect(facts.values.allSatisfy { $0.state == .ready && $0.id != nil })
 

@@ -132,6 +132,10 @@ public protocol RemoteCatalog: Sendable {
     func serverInfo() async throws -> ServerInfo
     /// A full project id or a prefix of one; throws `AltiError(.notFound)` when there is none.
     func project(_ idOrPrefix: String) async throws -> RemoteProject
+    /// The project and, where one request can carry both, the server's mode and buckets (the
+    /// preflight of a sync): nil `server` means it was not asked (or not answered) and
+    /// `serverInfo()` asks later.
+    func projectAndServerInfo(_ idOrPrefix: String) async throws -> (project: RemoteProject, server: ServerInfo?)
     /// `hasImage` for each checksum; a missing key or nil = not in the project.
     func hasImages(project: String, checksums: [String]) async throws -> [String: RemoteImage]
     /// `startImageUpload` for each image id; keyed by image id.
@@ -142,6 +146,13 @@ public protocol RemoteCatalog: Sendable {
     func reconstructionTask(project: String) async throws -> ReconstructionOutcome?
     func startReconstruction(project: String) async throws -> ReconstructionOutcome
     func preStartReconstruction(project: String) async throws -> ReconstructionOutcome
+}
+
+extension RemoteCatalog {
+    /// Two separate steps: the project now, the server's mode when something must be sent.
+    public func projectAndServerInfo(_ idOrPrefix: String) async throws -> (project: RemoteProject, server: ServerInfo?) {
+        (try await project(idOrPrefix), nil)
+    }
 }
 
 /// The outcome of sending one image's bytes (retries of transient failures included).

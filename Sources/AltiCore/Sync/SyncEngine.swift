@@ -43,7 +43,8 @@ public struct SyncOptions: Sendable {
     public var waitLimit: Duration? = .seconds(600)
     public var pollInitial: Duration = .milliseconds(250)
     public var pollMax: Duration = .seconds(5)
-    /// Registrations per request when uploading (kept small so grants are fresh when used).
+    /// Registrations in the first window, before the grants' lifetime is known; later windows
+    /// are sized from that lifetime and the measured upload rate (`RegistrationWindow`).
     public var registrationWindow = 16
     /// `--resend-invalid`: send images the server refused twice with the same bytes anyway.
     public var resendInvalid = false
@@ -201,8 +202,8 @@ public struct SyncEngine: Sendable {
 
     func upload(_ items: [SyncItem], project: String, storage: any ImageStorage) async throws {
         guard !items.isEmpty else { return }
-        let window = max(1, min(options.registrationWindow, storage.batchLimit, catalog.batchLimit))
-        let feeder = RegistrationFeeder(items: items, window: window, lowWater: max(1, options.transfers)) { batch in
+        let window = RegistrationWindow(first: options.registrationWindow, limit: min(storage.batchLimit, catalog.batchLimit))
+        let feeder = RegistrationFeeder(items: items, window: window, lowWater: max(1, options.transfers), now: now) { batch in
             try await register(batch, project: project, storage: storage)
         }
         do {
@@ -210,7 +211,9 @@ public struct SyncEngine: Sendable {
                 for _ in 0..<max(1, options.transfers) {
                     group.addTask {
                         while let ticket = try await feeder.next() {
-                            try await send(ticket, project: project, storage: storage)
+                            if try await send(ticket, project: project, storage: storage) {
+                                await feeder.stored(bytes: ticket.item.source.size)
+                            }
                         }
                     }
                 }
@@ -265,8 +268,10 @@ public struct SyncEngine: Sendable {
     }
 
     /// Sends one image. A grant about to expire is replaced before use; a refused grant is
-    /// never retried: register once more for a fresh one, then give the image up.
-    func send(_ first: Ticket, project: String, storage: any ImageStorage) async throws {
+    /// never retried: register once more for a fresh one, then give the image up. True when
+    /// the store has the bytes.
+    @discardableResult
+    func send(_ first: Ticket, project: String, storage: any ImageStorage) async throws -> Bool {
         var ticket = first
         // Two budgets: grants replaced because they were about to expire, and the one fresh grant
         // a refusal earns. Spending one never uses up the other.
@@ -278,7 +283,7 @@ public struct SyncEngine: Sendable {
             if isStale(ticket.grant), staleRefreshes < 3 {
                 staleRefreshes += 1
                 await recorder.countGrantRefresh(sha1: ticket.item.sha1)
-                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
+                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return false }
                 ticket = renewed
                 continue
             }
@@ -303,7 +308,7 @@ public struct SyncEngine: Sendable {
                     try await recorder.record(JournalEvent(.state, sha1: ticket.item.sha1, at: now(), imageID: completed.id,
                                                            state: completed.state, errors: completed.errors))
                 }
-                return
+                return true
             case .grantRejected(let code, let message):
                 await recorder.countTransfer(stored: false, bytes: 0)
                 if refusals >= 1 {
@@ -311,23 +316,23 @@ public struct SyncEngine: Sendable {
                         .failed, sha1: ticket.item.sha1, at: now(),
                         reason: Self.refusedTwice(code: code, message: message, grant: ticket.grant, sentAt: sentAt, endedAt: now(),
                                                   transfers: options.transfers)))
-                    return
+                    return false
                 }
                 refusals += 1
                 await recorder.countGrantRefresh(sha1: ticket.item.sha1)
-                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return }
+                guard let renewed = try await register([ticket.item], project: project, storage: storage).first else { return false }
                 ticket = renewed
             case .unreachable(let reason):
                 await recorder.countTransfer(stored: false, bytes: 0)
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: reason, transient: true))
-                return
+                return false
             case .failed(let reason):
                 await recorder.countTransfer(stored: false, bytes: 0)
                 // A source that changed under us is hashed again by the next run, whatever its stat says.
                 let change = ticket.item.source.changeFound()
                 try await recorder.record(JournalEvent(.failed, sha1: ticket.item.sha1, at: now(), reason: change ?? reason,
                                                        rehash: change != nil ? true : nil))
-                return
+                return false
             }
         }
     }
@@ -371,9 +376,11 @@ public struct SyncEngine: Sendable {
     /// that do not expire by themselves (a shared credential renews itself) are never stale.
     func isStale(_ grant: UploadGrant) -> Bool {
         guard let expiry = grant.expiry else { return false }
-        let margin = min(60, expiry.lifetime / 4)
-        return expiry.at.timeIntervalSince(now()) < margin
+        return expiry.at.timeIntervalSince(now()) < Self.staleMargin(lifetime: expiry.lifetime)
     }
+
+    /// What must be left of a grant's lifetime for it to be used: a quarter, at most 60 s.
+    static func staleMargin(lifetime: TimeInterval) -> TimeInterval { min(60, lifetime / 4) }
 
     // MARK: Wait
 
@@ -439,22 +446,39 @@ public struct SyncEngine: Sendable {
 /// Hands out registered tickets to the transfer workers. The next window (one aliased
 /// registration + one batched startImageUpload) is registered in the background when fewer than
 /// `lowWater` (= the number of workers) tickets are left, so the workers never wait for a
-/// registration round trip, grants are at most about two windows old when used, and a crash
-/// wastes at most two windows of registrations.
+/// registration round trip. Each window is sized by `RegistrationWindow` from the lifetime of the
+/// grants the last one brought and the upload rate measured so far (bytes stored since the first
+/// ticket went out), so grants are still fresh when used and a crash wastes at most two windows.
 actor RegistrationFeeder {
     typealias Register = @Sendable ([SyncItem]) async throws -> [SyncEngine.Ticket]
     private var remaining: ArraySlice<SyncItem>
     private var ready: [SyncEngine.Ticket] = []
     private var refill: Task<[SyncEngine.Ticket], any Error>?
-    private let window: Int
+    private let window: RegistrationWindow
     private let lowWater: Int
+    private let now: @Sendable () -> Date
     private let register: Register
+    private var lifetime: RegistrationWindow.Lifetime = .unknown
+    private var firstHandedOut: Date?
+    private var bytesStored: Int64 = 0
 
-    init(items: [SyncItem], window: Int, lowWater: Int, register: @escaping Register) {
+    init(items: [SyncItem], window: RegistrationWindow, lowWater: Int, now: @escaping @Sendable () -> Date,
+         register: @escaping Register) {
         self.remaining = items[...]
         self.window = window
         self.lowWater = lowWater
+        self.now = now
         self.register = register
+    }
+
+    /// A worker's report that the store has an image's bytes (the rate the windows are sized by).
+    func stored(bytes: Int64) { bytesStored += bytes }
+
+    /// Bytes per second stored since the first ticket went out; nil before anything is stored.
+    var measuredRate: Double? {
+        guard bytesStored > 0, let firstHandedOut else { return nil }
+        let elapsed = now().timeIntervalSince(firstHandedOut)
+        return elapsed > 0 ? Double(bytesStored) / elapsed : nil
     }
 
     func next() async throws -> SyncEngine.Ticket? {
@@ -462,6 +486,7 @@ actor RegistrationFeeder {
             try Task.checkCancellation()
             if !ready.isEmpty {
                 let ticket = ready.removeFirst()
+                if firstHandedOut == nil { firstHandedOut = now() }
                 if ready.count < lowWater, refill == nil { startRefill() }
                 return ticket
             }
@@ -475,6 +500,8 @@ actor RegistrationFeeder {
                 }
                 if self.refill == refill {
                     self.refill = nil
+                    let seen = RegistrationWindow.lifetime(of: tickets.map(\.grant))
+                    if seen != .unknown { lifetime = seen }
                     ready.append(contentsOf: tickets)
                 }
                 continue
@@ -494,7 +521,8 @@ actor RegistrationFeeder {
 
     private func startRefill() {
         guard !remaining.isEmpty else { return }
-        let batch = Array(remaining.prefix(window))
+        let size = window.size(next: remaining.lazy.map(\.source.size), lifetime: lifetime, bytesPerSecond: measuredRate)
+        let batch = Array(remaining.prefix(size))
         remaining = remaining.dropFirst(batch.count)
         let register = register
         refill = Task { try await register(batch) }

@@ -98,12 +98,16 @@ public struct SyncService: Sendable {
         let sessions = try await Self.openSessions(request, scanner: scanner, progress: scanProgress)
         defer { for session in sessions { session.close() } }
 
-        // 2. Resolve the project; refuse manifests bound elsewhere.
+        // 2. Resolve the project (with the server's mode and buckets in the same request, for
+        //    the storage choice); refuse manifests bound elsewhere.
         var waiter = Waiter(keepTrying: request.options.dryRun ? nil : request.keepTrying, onWaiting: onWaiting, sleep: sleep)
         var project: RemoteProject
+        var server: ServerInfo?
         while true {
             do {
-                project = try await catalog.project(request.project)
+                let found = try await catalog.projectAndServerInfo(request.project)
+                project = found.project
+                server = found.server
                 break
             } catch let error as AltiError where error.kind == .unavailable {
                 if request.options.dryRun {
@@ -127,7 +131,7 @@ public struct SyncService: Sendable {
         let recorder = SyncRecorder(initial: facts, journals: sessions.compactMap(\.journal), metrics: metrics)
         await onRecorder?(recorder)
         let choice = StorageChoice(catalog: catalog, storages: storages, request: request,
-                                   bound: sessions.first?.manifest.remote)
+                                   bound: sessions.first?.manifest.remote, known: server)
         let engine = SyncEngine(catalog: catalog, recorder: recorder, options: request.options)
         var report: SyncReport
         do {
@@ -311,19 +315,30 @@ public actor StorageChoice {
     let request: SyncRequest
     let bound: Manifest.Remote?
     private var made: (any ImageStorage)?
+    /// The server facts the preflight brought, used once: a choice that fails on them (a
+    /// ReadOnly server) asks the server again next time (`--keep-trying` waits for a change).
+    private var known: ServerInfo?
 
-    public init(catalog: any RemoteCatalog, storages: any StorageFactory, request: SyncRequest, bound: Manifest.Remote?) {
+    public init(catalog: any RemoteCatalog, storages: any StorageFactory, request: SyncRequest, bound: Manifest.Remote?,
+                known: ServerInfo? = nil) {
         self.catalog = catalog
         self.storages = storages
         self.request = request
         self.bound = bound
+        self.known = known
     }
 
     public var chosen: (cloud: String, bucket: String)? { made.map { ($0.cloud, $0.bucket) } }
 
     public func storage() async throws -> any ImageStorage {
         if let made { return made }
-        let info = try await catalog.serverInfo()
+        let info: ServerInfo
+        if let known {
+            self.known = nil
+            info = known
+        } else {
+            info = try await catalog.serverInfo()
+        }
         guard info.systemMode == "Normal" else {
             throw AltiError(.unavailable, "\(SyncService.serverModePrefix)\(info.systemMode.isEmpty ? "an unknown" : info.systemMode) mode and accepts no uploads now; run again later")
         }
