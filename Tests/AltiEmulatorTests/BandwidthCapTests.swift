@@ -47,7 +47,7 @@ struct BandwidthCapTests {
             #expect(set.status == 200)
             #expect(emu.state.bandwidth.rate == 2_000_000)
             let get = try await RawHTTP.send(port: emu.port, method: "GET", target: "/_emulator/faults")
-            #expect((get.json?["bandwidthBytesPerSecond"] as? Int) == 2_000_000)
+            #expect((get.json?["bandwidthBytesPerSecond"] as? NSNumber)?.intValue == 2_000_000)
             let bad = try await RawHTTP.send(port: emu.port, method: "POST", target: "/_emulator/faults",
                                              body: Array(#"{"bandwidthBytesPerSecond":-1}"#.utf8))
             #expect(bad.status == 400)
