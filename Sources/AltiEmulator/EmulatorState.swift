@@ -26,7 +26,11 @@ public actor EmulatorState {
     private var log: [RequestLogEntry] = []
     private var sequence = 0
     /// The fault switches in force.
-    public private(set) var faults: FaultSettings
+    public private(set) var faults: FaultSettings {
+        didSet { bandwidth.rate = faults.bandwidthBytesPerSecond }
+    }
+    /// The shared cap on upload bodies (`FaultSettings.bandwidthBytesPerSecond`).
+    public nonisolated let bandwidth: BandwidthLimiter
     private var rng = SystemRandomNumberGenerator()
     /// True once the emulator has begun to shut down (hanging requests give up).
     public private(set) var isStopping = false
@@ -37,6 +41,7 @@ public actor EmulatorState {
         self.configuration = configuration
         self.clock = clock
         self.faults = configuration.faults
+        self.bandwidth = BandwidthLimiter(bytesPerSecond: configuration.faults.bandwidthBytesPerSecond)
         self.s3Credentials = S3Credentials(accessKeyID: "AKIAALTIEMULATOR0001", secret: randomHex(20))
         self.multipart = MultipartUploads(dataDirectory: configuration.dataDirectory)
         if let dir = configuration.dataDirectory {

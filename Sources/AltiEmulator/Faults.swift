@@ -106,12 +106,15 @@ public struct FaultSettings: Sendable, Codable, Equatable {
     /// The next N STS credentials hand the client a secret that differs from the one the OSS
     /// verifier holds (every request signed with it is `SignatureDoesNotMatch`).
     public var tamperNextSTS: Int = 0
+    /// One cap, in bytes per second, on all upload bodies together (S3 PUT, OSS PutObject and
+    /// UploadPart): a thin link shared by every parallel upload. 0: no cap.
+    public var bandwidthBytesPerSecond: Int = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case graphql, put, systemMode, urlLifetimeSeconds, stsLifetimeSeconds, forceInvalid
-        case ossClockSkewSeconds, corruptNextStores, tamperNextSTS
+        case ossClockSkewSeconds, corruptNextStores, tamperNextSTS, bandwidthBytesPerSecond
     }
 
     public init(from decoder: any Decoder) throws {
@@ -125,6 +128,7 @@ public struct FaultSettings: Sendable, Codable, Equatable {
         ossClockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .ossClockSkewSeconds) ?? 0
         corruptNextStores = try c.decodeIfPresent(Int.self, forKey: .corruptNextStores) ?? 0
         tamperNextSTS = try c.decodeIfPresent(Int.self, forKey: .tamperNextSTS) ?? 0
+        bandwidthBytesPerSecond = try c.decodeIfPresent(Int.self, forKey: .bandwidthBytesPerSecond) ?? 0
     }
 
     public subscript(requestClass: RequestClass) -> RequestFaults {
@@ -143,6 +147,7 @@ public struct FaultSettings: Sendable, Codable, Equatable {
         if !ossClockSkewSeconds.isFinite { return "ossClockSkewSeconds must be a number of seconds" }
         if corruptNextStores < 0 { return "corruptNextStores must not be negative" }
         if tamperNextSTS < 0 { return "tamperNextSTS must not be negative" }
+        if bandwidthBytesPerSecond < 0 { return "bandwidthBytesPerSecond must not be negative" }
         return nil
     }
 }

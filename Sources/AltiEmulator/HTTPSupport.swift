@@ -86,7 +86,8 @@ enum BodyReadError: Error {
     case tooLarge
 }
 
-/// Reads the whole request body (bounded by `limit`) according to `mode`.
+/// Reads the whole request body (bounded by `limit`) according to `mode`. With `state` (an
+/// upload body to store) the body counts in the stats and shares the `--bandwidth` cap.
 func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, counting state: EmulatorState? = nil) async throws -> [UInt8] {
     // Each handler reads a body once; a second read would find nothing left either way.
     guard incoming.bodyIteration.begin() else { return [] }
@@ -94,7 +95,7 @@ func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, counting 
     var receiving = false
     func ended() async { if receiving { receiving = false; await state?.bodyEnded() } }
     do {
-        let bytes = try await readBodyBytes(incoming, limit: limit, mode: mode) {
+        let bytes = try await readBodyBytes(incoming, limit: limit, mode: mode, bandwidth: state?.bandwidth) {
             if !receiving { receiving = true; await state?.bodyBegan() }
         }
         await ended()
@@ -105,7 +106,7 @@ func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, counting 
     }
 }
 
-private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMode,
+private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, bandwidth: BandwidthLimiter?,
                            onChunk: () async -> Void) async throws -> [UInt8] {
     var bytes: [UInt8] = []
     if let length = incoming.contentLength, length <= limit { bytes.reserveCapacity(length) }
@@ -124,6 +125,7 @@ private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMo
         if case .trickle(let rate) = mode {
             try await Task.sleep(nanoseconds: UInt64(Double(buffer.readableBytes) / Double(rate) * 1e9))
         }
+        try await bandwidth?.pace(buffer.readableBytes)
     }
     return bytes
 }

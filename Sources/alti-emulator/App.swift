@@ -85,6 +85,20 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
     var corruptNextStores = 0
     @Option(help: "Hand out the next N STS credentials with a secret the OSS storage does not accept.")
     var tamperNextSts = 0
+    @Option(help: ArgumentHelp(
+        "Cap all upload bodies together (S3 PUT, OSS PutObject and UploadPart) at this many bytes per second, e.g. 200k or 2M (powers of 1000).",
+        valueName: "RATE"))
+    var bandwidth: String?
+
+    /// `--bandwidth`: a number with an optional k, M or G (powers of 1000); nil when it is none.
+    static func bytesPerSecond(_ text: String) -> Int? {
+        let multipliers: [Character: Double] = ["k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9]
+        var number = Substring(text)
+        var multiplier = 1.0
+        if let last = number.last, let m = multipliers[last] { multiplier = m; number = number.dropLast() }
+        guard let value = Double(number), value.isFinite, value * multiplier >= 1 else { return nil }
+        return Int((value * multiplier).rounded())
+    }
 
     func validate() throws {
         for value in project where ProjectSeed(argument: value) == nil {
@@ -92,6 +106,9 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let message = faults.validationError() { throw ValidationError(message) }
+        if let bandwidth, Self.bytesPerSecond(bandwidth) == nil {
+            throw ValidationError("--bandwidth \(bandwidth) is not a rate: give bytes per second such as 200k or 2M")
+        }
         if let idleTimeout, idleTimeout <= 0 { throw ValidationError("--idle-timeout must be more than 0 seconds") }
         for (name, value) in [("--processing-delay", processingDelay), ("--url-lifetime", urlLifetime),
                               ("--sts-lifetime", stsLifetime), ("--pending-timeout", pendingTimeout),
@@ -122,6 +139,7 @@ struct AltiEmulatorCommand: AsyncParsableCommand {
         f.ossClockSkewSeconds = ossClockSkew
         f.corruptNextStores = corruptNextStores
         f.tamperNextSTS = tamperNextSts
+        f.bandwidthBytesPerSecond = bandwidth.flatMap(Self.bytesPerSecond) ?? 0
         return f
     }
 

@@ -27,7 +27,8 @@ struct ExecutableTests {
                      "--oss-bucket", "--log-requests",
                      "--graphql-latency", "--put-latency", "--graphql-fail-rate", "--put-fail-rate", "--fail-status",
                      "--graphql-reset-rate", "--put-reset-rate", "--put-trickle-rate", "--trickle-bytes-per-second",
-                     "--graphql-hang-rate", "--put-hang-rate", "--hang-seconds", "--force-invalid", "--read-only"] {
+                     "--graphql-hang-rate", "--put-hang-rate", "--hang-seconds", "--force-invalid", "--read-only",
+                     "--bandwidth"] {
             #expect(result.stdout.contains(flag), "--help does not mention \(flag)")
         }
     }
@@ -36,6 +37,9 @@ struct ExecutableTests {
         let result = try await runProcessOffPool(try emulatorBinary(), ["--project", "not-an-id"])
         #expect(result.exitCode == 64)
         #expect(result.stderr.contains("24-hex-character"))
+        let rate = try await runProcessOffPool(try emulatorBinary(), ["--bandwidth", "fast"])
+        #expect(rate.exitCode == 64)
+        #expect(rate.stderr.contains("--bandwidth fast is not a rate"), "\(rate.stderr)")
     }
 
     @Test func listensPrintsURLWritesPortFileAndStopsOnSIGTERM() async throws {
