@@ -30,7 +30,7 @@ public actor EmulatorState {
         didSet { bandwidth.rate = faults.bandwidthBytesPerSecond }
     }
     /// The shared cap on upload bodies (`FaultSettings.bandwidthBytesPerSecond`).
-    public nonisolated let bandwidth: BandwidthLimiter
+    public nonisolated let bandwidth: LinkRateCap
     private var rng = SystemRandomNumberGenerator()
     /// True once the emulator has begun to shut down (hanging requests give up).
     public private(set) var isStopping = false
@@ -41,7 +41,7 @@ public actor EmulatorState {
         self.configuration = configuration
         self.clock = clock
         self.faults = configuration.faults
-        self.bandwidth = BandwidthLimiter(bytesPerSecond: configuration.faults.bandwidthBytesPerSecond)
+        self.bandwidth = LinkRateCap(bytesPerSecond: configuration.faults.bandwidthBytesPerSecond)
         self.s3Credentials = S3Credentials(accessKeyID: "AKIAALTIEMULATOR0001", secret: randomHex(20))
         self.multipart = MultipartUploads(dataDirectory: configuration.dataDirectory)
         if let dir = configuration.dataDirectory {

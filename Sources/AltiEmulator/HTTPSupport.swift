@@ -106,7 +106,7 @@ func readBody(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, counting 
     }
 }
 
-private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, bandwidth: BandwidthLimiter?,
+private func readBodyBytes(_ incoming: IncomingRequest, limit: Int, mode: BodyMode, bandwidth: LinkRateCap?,
                            onChunk: () async -> Void) async throws -> [UInt8] {
     var bytes: [UInt8] = []
     if let length = incoming.contentLength, length <= limit { bytes.reserveCapacity(length) }

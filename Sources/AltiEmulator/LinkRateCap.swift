@@ -8,7 +8,7 @@ import Foundation
 /// whatever earlier chunks booked, and its reader waits until then. An idle link books nothing,
 /// so a new upload starts at once. Lock-based: every body reader calls it per chunk, without an
 /// actor hop.
-public final class BandwidthLimiter: @unchecked Sendable {
+public final class LinkRateCap: @unchecked Sendable {
     private let lock = NSLock()
     private var bytesPerSecond = 0
     /// When the bytes booked so far have all passed at the rate (monotonic seconds).
