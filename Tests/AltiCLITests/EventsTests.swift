@@ -120,8 +120,11 @@ import Testing
         for retry in retries {
             #expect((retry["what"] as? String)?.hasPrefix("upload of flight") == true, "\(retry)")
             #expect((retry["reason"] as? String)?.contains("503") == true, "\(retry)")
-            #expect(retry["attempt"] as? Int == 2)
         }
+        // Two 503s in a row may both hit one image (its retry is the next PUT when the others are
+        // done): then its attempts are 2 and 3; otherwise two images each retry once (2 and 2).
+        let attempts = retries.compactMap { $0["attempt"] as? Int }.sorted()
+        #expect(attempts == [2, 2] || attempts == [2, 3], "\(attempts)")
         // Phases in order.
         let phases = Self.of(events, "phase").compactMap { $0["phase"] as? String }
         #expect(phases == ["scanning", "checking", "uploading", "waiting", "done"], "\(phases)")
