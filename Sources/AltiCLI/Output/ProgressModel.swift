@@ -111,7 +111,10 @@ final class ProgressReporter: @unchecked Sendable {
     private let model: ProgressModel
     private let lock = NSLock()
     private var linesOnScreen = 0
-    private var loop: Task<Void, Never>?
+    /// The drawing thread's stop signal and its end (`stop()` waits for the last draw).
+    private let stopping = NSCondition()
+    private var stopRequested = false
+    private var loopEnded: DispatchSemaphore?
 
     init(mode: ProgressMode, palette: Palette, write: @escaping @Sendable (String) -> Void, events: EventLog?,
          model: ProgressModel) {
@@ -125,15 +128,18 @@ final class ProgressReporter: @unchecked Sendable {
     /// Whether anything is drawn or emitted at all.
     var isActive: Bool { mode != .none || events != nil }
 
+    /// Draws on a thread of its own, not a task: hashing and transfers may keep every thread of
+    /// Swift's cooperative pool busy (2 on a 2-core laptop), and a display that waits for one
+    /// freezes exactly when the run is busiest.
     func start() {
         guard isActive else { return }
         let started = Date()
-        loop = Task.detached { [self] in
+        let ended = DispatchSemaphore(value: 0)
+        loopEnded = ended
+        let thread = Thread { [self] in
             var lastPlain = Date()
             var lastEvent = Date.distantPast
-            while !Task.isCancelled {
-                try? await Task.sleep(for: Self.tick)
-                if Task.isCancelled { break }
+            while waitForTick() {
                 guard let state = model.snapshot() else { continue }
                 switch mode {
                 // One column short of the width: a line that fills the last column wraps on some terminals.
@@ -150,7 +156,27 @@ final class ProgressReporter: @unchecked Sendable {
                     events.progress(state, elapsed: Date().timeIntervalSince(started))
                 }
             }
+            ended.signal()
         }
+        thread.name = "alti progress"
+        thread.start()
+    }
+
+    private func requestStop() {
+        stopping.lock()
+        stopRequested = true
+        stopping.broadcast()
+        stopping.unlock()
+    }
+
+    /// Sleeps one tick; false when `stop()` asked the loop to end (at once, not after the tick).
+    private func waitForTick() -> Bool {
+        stopping.lock()
+        defer { stopping.unlock() }
+        let until = Date().addingTimeInterval(Double(Self.tick.components.attoseconds) / 1e18
+                                              + Double(Self.tick.components.seconds))
+        while !stopRequested, stopping.wait(until: until) {}
+        return !stopRequested
     }
 
     /// One frame, in one write.
@@ -171,9 +197,14 @@ final class ProgressReporter: @unchecked Sendable {
 
     /// Stops drawing and erases the frame (before the summary, an error line, or an exit).
     func stop() async {
-        let running = lock.withLock { loop }
-        running?.cancel()
-        await running?.value
+        requestStop()
+        if let ended = loopEnded {
+            // The loop may be inside a draw: wait for it off the cooperative pool.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async { ended.wait(); done.resume() }
+            }
+            loopEnded = nil
+        }
         lock.withLock {
             if linesOnScreen > 0 { write(Self.erase(linesOnScreen)) }
             linesOnScreen = 0
