@@ -124,13 +124,16 @@ import Testing
         let tree = try E2E.survey()
         defer { tree.remove() }
         var config = testEmulatorConfiguration()
-        config.faults.put.latencyMilliseconds = 400  // 24 PUTs one at a time: ~10 s, far past the limit
+        // 24 PUTs one at a time: ~19 s, far past the limit. The limit leaves a loaded machine 6 s
+        // for the scan and the first requests (2 s did not: the timeout then fired in the scan,
+        // which is the other, stderr-only, outcome).
+        config.faults.put.latencyMilliseconds = 800
         try await withEmulator(config) { emu in
-            let result = try await E2E.alti(["sync", tree.path, "--project", Self.project, "--transfers", "1", "--timeout", "2s"],
+            let result = try await E2E.alti(["sync", tree.path, "--project", Self.project, "--transfers", "1", "--timeout", "6s"],
                                             E2E.env(emu))
             #expect(result.exitCode == 75, "\(result.stdout) \(result.stderr)")
             let last = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
-            #expect(last.hasPrefix("Timed out (--timeout 2s): "), "\(result.stdout)")
+            #expect(last.hasPrefix("Timed out (--timeout 6s): "), "\(result.stdout) \(result.stderr)")
             #expect(last.hasSuffix(" left to send. Progress is saved; run the same command again to continue."))
             // Folded and saved like Ctrl-C: every image the store has is recorded, no journal left.
             #expect(!FileManager.default.fileExists(atPath: tree.path(".alti/manifest.json.journal")))
