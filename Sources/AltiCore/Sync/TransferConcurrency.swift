@@ -36,7 +36,8 @@ public enum TransferCount: Sendable, Equatable, ExpressibleByIntegerLiteral {
 ///   it again. It then holds and probes as above, so it recovers when the link does.
 /// - An interval closes on an image stored, once it lasted `minInterval` seconds and stored at
 ///   least `limit` images (each stream finished one on average): rates are measured from one
-///   completion to another, so an image's size does not quantize them.
+///   completion to another, so an image's size does not quantize them. After a change of the
+///   limit the next interval starts only once `limit` more images are stored (`settledAt`).
 public struct TransferConcurrency: Sendable {
     /// What the run has done so far, cumulative; the time is monotonic seconds from any origin.
     public struct Sample: Sendable, Equatable {
@@ -88,8 +89,13 @@ public struct TransferConcurrency: Sendable {
     public var stallAfter = 5.0
     public var quietAfterBackOff = 2.0
 
-    /// Where the current interval started (a completion, a limit change or the first sample).
+    /// Where the current interval started (a completion or the first sample); nil while the
+    /// link settles after a change of the limit.
     private var intervalStart: Sample?
+    /// After a change, the interval starts once this many images are stored: as many more as
+    /// the new limit, so each new stream has finished an image (its first one spans the change,
+    /// and counting it would dilute the gain) and the streams above a lowered limit have stopped.
+    private var settledAt = 0
     private var last: Sample?
     /// The limit before the last increase and the throughput measured there: where to return
     /// when the increase does not pay.
@@ -133,12 +139,23 @@ public struct TransferConcurrency: Sendable {
             }
         }
 
-        guard let start = intervalStart, sample.imagesStored > previous.imagesStored else { return limit }
+        guard sample.imagesStored > previous.imagesStored else { return limit }
+        guard let start = intervalStart else {
+            if sample.imagesStored >= settledAt { intervalStart = sample }
+            return limit
+        }
         let elapsed = sample.seconds - start.seconds
         guard elapsed >= minInterval, sample.imagesStored - start.imagesStored >= limit else { return limit }
         intervalStart = sample
+        let before = limit
         decide(rate: Double(sample.bytesStored - start.bytesStored) / elapsed)
+        if limit != before { settle(from: sample) }
         return limit
+    }
+
+    private mutating func settle(from sample: Sample) {
+        intervalStart = nil
+        settledAt = sample.imagesStored + limit
     }
 
     private mutating func decide(rate: Double) {
@@ -188,7 +205,7 @@ public struct TransferConcurrency: Sendable {
         backOffs += 1
         phase = .holding(intervalsLeft: probeAfter)
         baseline = nil
-        intervalStart = sample
+        settle(from: sample)
         quietUntil = sample.seconds + quietAfterBackOff
     }
 }
