@@ -9,7 +9,7 @@ struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload the images under folders that the project does not have yet, and record their server state.",
         usage: """
-            alti sync <path> ... --project <pid> [--manifest <file>] [--transfers <n>] [--wait <seconds> | --no-wait]
+            alti sync <path> ... --project <pid> [--manifest <file>] [--transfers auto|<n>] [--wait <seconds> | --no-wait]
                       [--dry-run] [--keep-trying[=<duration>]] [--timeout <duration>] [--resend-invalid] [--format text|json | --events] [--quiet | --verbose] [--start-reconstruction | --start-anyway] [<options>]
             """,
         discussion: """
@@ -193,7 +193,7 @@ struct Sync: AsyncParsableCommand {
         let (key, token) = try resolved.requireCredentials()
         let metrics = SyncMetrics()
         let server = try context.connect(ServerConnection(
-            endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved, retry: context.retryPolicy,
+            endpoint: resolved.endpoint, key: key, token: token, transfers: transfers.resolved.most, retry: context.retryPolicy,
             uploadLimits: context.uploadLimits, metrics: metrics, oss: oss.options, uploadRate: transfers.uploadRate,
             proxies: context.proxies, notice: { out.notice($0) }))
 

@@ -70,6 +70,7 @@ struct ServerConnection: Sendable {
     var endpoint: String
     var key: String
     var token: String
+    /// The most uploads in flight at once (a fixed `--transfers`, or auto's ceiling).
     var transfers: Int
     var retry: RetryPolicy
     var uploadLimits: HTTPLimits

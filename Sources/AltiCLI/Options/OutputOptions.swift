@@ -63,26 +63,30 @@ struct OSSFlags: ParsableArguments {
 
 /// How uploads go out (`sync`).
 struct TransferOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Parallel uploads (default 4: one uplink gains nothing from more streams).", valueName: "n"))
-    var transfers: Int?
+    @Option(name: .long, help: ArgumentHelp(
+        "Parallel uploads: auto (the default: starts at 2, adds uploads while throughput grows, up to 16, halves on timeouts, 5xx and stalls) or a fixed count from 1 to 64.",
+        valueName: "auto|n"))
+    var transfers: TransferCount?
 
     /// The first name of --transfers, kept so existing scripts keep working.
     @Option(name: .customLong("jobs"), help: .hidden)
-    var jobs: Int?
+    var jobs: TransferCount?
 
     @Option(name: .long, help: ArgumentHelp(
         "Cap the upload rate of all parallel uploads together, e.g. 500k, 2M (bytes per second, powers of 1000) or 1.5MiB (powers of 1024), so a shared link stays usable.",
         valueName: "rate"))
     var bwlimit: String?
 
-    var resolved: Int { transfers ?? jobs ?? 4 }
+    var resolved: TransferCount { transfers ?? jobs ?? .automatic }
 
     /// `--bwlimit` in bytes per second, nil when not given (checked in `validate`).
     var uploadRate: Int64? { bwlimit.flatMap(ByteRate.parse) }
 
     func validate() throws {
         if transfers != nil, jobs != nil { throw ValidationError("--jobs is the old name of --transfers: give one of them") }
-        if resolved < 1 || resolved > 64 { throw ValidationError("--transfers must be between 1 and 64") }
+        if case .fixed(let count) = resolved, count < 1 || count > 64 {
+            throw ValidationError("--transfers must be auto or a number between 1 and 64")
+        }
         if let bwlimit, uploadRate == nil {
             throw ValidationError("--bwlimit \(bwlimit) is not a rate: give bytes per second such as 500k, 2M or 1.5MiB (k, M, G: powers of 1000; Ki, Mi, Gi: of 1024)")
         }
@@ -90,3 +94,23 @@ struct TransferOptions: ParsableArguments {
 }
 
 extension OSSOptions.Signature: ExpressibleByArgument {}
+
+extension TransferCount: ExpressibleByArgument {
+    /// `auto`, or a count (range checked in `TransferOptions.validate`).
+    public init?(argument: String) {
+        if argument.lowercased() == "auto" {
+            self = .automatic
+        } else if let count = Int(argument) {
+            self = .fixed(count)
+        } else {
+            return nil
+        }
+    }
+
+    public var defaultValueDescription: String {
+        switch self {
+        case .fixed(let count): "\(count)"
+        case .adaptive: "auto"
+        }
+    }
+}

@@ -31,11 +31,12 @@ public struct SyncItem: Sendable {
 }
 
 public struct SyncOptions: Sendable {
-    /// Parallel transfers. 4 by default: uploads share one uplink, so more streams do not add
-    /// bandwidth; 4 hide per-request latency (TLS, time to first byte, the startImageUpload
+    /// Parallel transfers. 4 by default here: uploads share one uplink, so more streams do not
+    /// add bandwidth; 4 hide per-request latency (TLS, time to first byte, the startImageUpload
     /// round trip) without splitting a thin hotel link into streams so slow that they trip the
-    /// low-speed limit. rclone's --transfers default is 4 for the same reason.
-    public var transfers = 4
+    /// low-speed limit. rclone's --transfers default is 4 for the same reason. The command's
+    /// default is `.automatic`, which finds the count on the link itself (`TransferConcurrency`).
+    public var transfers: TransferCount = .fixed(4)
     /// hasImage / state requests in flight at once.
     public var lookupConcurrency = 4
     public var dryRun = false
@@ -203,21 +204,49 @@ public struct SyncEngine: Sendable {
     func upload(_ items: [SyncItem], project: String, storage: any ImageStorage) async throws {
         guard !items.isEmpty else { return }
         let window = RegistrationWindow(first: options.registrationWindow, limit: min(storage.batchLimit, catalog.batchLimit))
-        let feeder = RegistrationFeeder(items: items, window: window, lowWater: max(1, options.transfers), now: now) { batch in
+        let workers = options.transfers.most
+        let feeder = RegistrationFeeder(items: items, window: window, lowWater: workers, now: now) { batch in
             try await register(batch, project: project, storage: storage)
+        }
+        // Fixed: `workers` move images all the time. Adaptive: `ceiling` workers, of which the
+        // controller's limit move images while the others wait for a turn.
+        let adaptive: AdaptiveTransfers?
+        switch options.transfers {
+        case .fixed:
+            adaptive = nil
+            recorder.metrics.update { $0.transferLimit = workers; $0.peakTransferLimit = workers }
+        case .adaptive:
+            adaptive = AdaptiveTransfers(ceiling: workers, metrics: recorder.metrics)
         }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<max(1, options.transfers) {
+                for _ in 0..<workers {
                     group.addTask {
-                        while let ticket = try await feeder.next() {
-                            if try await send(ticket, project: project, storage: storage) {
-                                await feeder.stored(bytes: ticket.item.source.size)
+                        images: while true {
+                            try await adaptive?.enter()
+                            do {
+                                guard let ticket = try await feeder.next() else { break images }
+                                if try await send(ticket, project: project, storage: storage) {
+                                    await feeder.stored(bytes: ticket.item.source.size)
+                                }
+                            } catch {
+                                await adaptive?.leave()
+                                throw error
                             }
+                            await adaptive?.leave()
                         }
+                        await adaptive?.leave()
                     }
                 }
-                try await group.waitForAll()
+                if let adaptive {
+                    // Stalls show up only on a clock: no image ends while nothing moves.
+                    group.addTask { await adaptive.sampleEvery(.milliseconds(250)) }
+                }
+                var finished = 0
+                while try await group.next() != nil {
+                    finished += 1
+                    if finished == workers { group.cancelAll() }  // the sampler
+                }
             }
         } catch {
             // A background registration must not outlive the upload (it would journal after
@@ -315,7 +344,7 @@ public struct SyncEngine: Sendable {
                     try await recorder.record(JournalEvent(
                         .failed, sha1: ticket.item.sha1, at: now(),
                         reason: Self.refusedTwice(code: code, message: message, grant: ticket.grant, sentAt: sentAt, endedAt: now(),
-                                                  transfers: options.transfers)))
+                                                  transfers: recorder.metrics.snapshot.transferLimit)))
                     return false
                 }
                 refusals += 1

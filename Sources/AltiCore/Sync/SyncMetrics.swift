@@ -26,6 +26,10 @@ public final class SyncMetrics: @unchecked Sendable {
         public var credentialsReceived = 0
         /// Body bytes sent so far, live (a failed attempt's bytes are backed out).
         public var bytesInFlight: Int64 = 0
+        /// Uploads allowed at once now, and the most allowed so far (`--transfers`: fixed, or
+        /// adapted by `TransferConcurrency`). 0 before the upload starts.
+        public var transferLimit = 0
+        public var peakTransferLimit = 0
 
         public var retries: Int { apiRetries + transferRetries }
         /// The uploads under way now, by token (`beginTransfer`): what the live display lists.
