@@ -474,8 +474,8 @@ public struct SyncEngine: Sendable {
 
 /// Hands out registered tickets to the transfer workers. The next window (one aliased
 /// registration + one batched startImageUpload) is registered in the background when fewer than
-/// `lowWater` (= the number of workers) tickets are left, so the workers never wait for a
-/// registration round trip. Each window is sized by `RegistrationWindow` from the lifetime of the
+/// `refillMark` tickets are left (one per worker at least, more when registrations are slow), so
+/// the workers never wait for a registration round trip. Each window is sized by `RegistrationWindow` from the lifetime of the
 /// grants the last one brought and the upload rate measured so far (bytes stored since the first
 /// ticket went out), so grants are still fresh when used and a crash wastes at most two windows.
 actor RegistrationFeeder {
@@ -489,7 +489,12 @@ actor RegistrationFeeder {
     private let register: Register
     private var lifetime: RegistrationWindow.Lifetime = .unknown
     private var firstHandedOut: Date?
+    private var handedOut = 0
     private var bytesStored: Int64 = 0
+    /// When the registration under way was sent, how long the last one took, and its size.
+    private var refillStarted: Date?
+    private var lastRefillSeconds: TimeInterval = 0
+    private var lastWindow = 0
 
     init(items: [SyncItem], window: RegistrationWindow, lowWater: Int, now: @escaping @Sendable () -> Date,
          register: @escaping Register) {
@@ -516,7 +521,8 @@ actor RegistrationFeeder {
             if !ready.isEmpty {
                 let ticket = ready.removeFirst()
                 if firstHandedOut == nil { firstHandedOut = now() }
-                if ready.count < lowWater, refill == nil { startRefill() }
+                handedOut += 1
+                if ready.count < refillMark, refill == nil { startRefill() }
                 return ticket
             }
             if let refill {
@@ -529,6 +535,7 @@ actor RegistrationFeeder {
                 }
                 if self.refill == refill {
                     self.refill = nil
+                    if let refillStarted { lastRefillSeconds = now().timeIntervalSince(refillStarted) }
                     let seen = RegistrationWindow.lifetime(of: tickets.map(\.grant))
                     if seen != .unknown { lifetime = seen }
                     ready.append(contentsOf: tickets)
@@ -548,11 +555,28 @@ actor RegistrationFeeder {
         _ = try? await pending.value
     }
 
+    /// Tickets left when the next registration is sent: enough for the workers to go on for
+    /// twice as long as the last registration took at the pace tickets are handed out (a window
+    /// of 100 aliased registrations can take a server a few hundred ms, which a mark of one ticket
+    /// per worker left as idle time on every window), never fewer than one per worker. At most the
+    /// last window's size: grants then wait at most two windows, which `RegistrationWindow` sizes
+    /// to fit a grant's usable lifetime.
+    var refillMark: Int {
+        guard let firstHandedOut, lastRefillSeconds > 0 else { return lowWater }
+        let elapsed = now().timeIntervalSince(firstHandedOut)
+        guard elapsed > 0 else { return lowWater }
+        let pace = Double(handedOut) / elapsed
+        let lead = Int((pace * lastRefillSeconds * 2).rounded(.up))
+        return max(lowWater, min(lead, lastWindow))
+    }
+
     private func startRefill() {
         guard !remaining.isEmpty else { return }
         let size = window.size(next: remaining.lazy.map(\.source.size), lifetime: lifetime, bytesPerSecond: measuredRate)
         let batch = Array(remaining.prefix(size))
         remaining = remaining.dropFirst(batch.count)
+        refillStarted = now()
+        lastWindow = batch.count
         let register = register
         refill = Task { try await register(batch) }
     }
