@@ -208,8 +208,10 @@ final class SlowStorage: ImageStorage, @unchecked Sendable {
                                 recorder: SyncRecorder(initial: [:], journals: [try tempJournal()]), options: options)
         let report = try await engine.run(items: items, project: "p", storage: storage)
         #expect(report.ready.count == 240)
-        // It starts small (2), then grows.
-        #expect(storage.runningAtStart.prefix(6).allSatisfy { $0 <= 2 })
+        // It starts small (2), then grows. Only the first 3 PUTs are sure to start under the first
+        // limit: an interval closes once 2 images are stored and 0.5 s has passed, which a loaded
+        // machine can reach before the 4th PUT starts.
+        #expect(storage.runningAtStart.prefix(3).allSatisfy { $0 <= 2 }, "\(storage.runningAtStart.prefix(8))")
         #expect(storage.peak > 4)
         #expect(storage.peak <= TransferConcurrency.defaultCeiling)
         #expect(await server.calls["PUT"] == 240)
