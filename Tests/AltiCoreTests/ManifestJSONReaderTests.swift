@@ -269,6 +269,33 @@ struct ManifestJSONReaderTests {
         #expect(try tree.read("m.json") == [UInt8](try ManifestStore.encode(saved)))
     }
 
+    // MARK: The walk's shortcuts
+
+    /// `RecordedPath.precedes` (memcmp) orders as the generic UTF-8 comparison it replaces.
+    @Test func pathOrderEqualsTheUTF8ByteOrder() {
+        var rng = Seeded(state: 5)
+        let samples = Self.trickyStrings + (0..<200).map { _ in randomString(&rng) } + ["a", "ab", "a/b", "a.b", "", "é", "e\u{301}"]
+        var compared = 0
+        for a in samples {
+            for b in samples.prefix(60) {
+                #expect(RecordedPath.precedes(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(a.debugDescription) \(b.debugDescription)")
+                compared += 1
+            }
+        }
+        #expect(compared == samples.count * 60)
+    }
+
+    /// The junk-name check skips lower-casing only where it cannot matter.
+    @Test func junkNamesAreFoundWhateverTheirCase() {
+        for name in ["Thumbs.db", "DESKTOP.INI", "$RECYCLE.BIN", "System Volume Information", "ehthumbs.db",
+                     "des\u{212A}top.ini"] {  // a Kelvin sign lower-cases to "k"
+            #expect(TreeWalker.isJunk(name), "\(name)")
+        }
+        for name in ["DJI_0001.JPG", "thumbs.dbx", "Thumbs.d", "ünïcødé.jpg", "desktop%2Eini"] {
+            #expect(!TreeWalker.isJunk(name), "\(name)")
+        }
+    }
+
     // MARK: A fold in one pass
 
     /// `setServerFacts(_:)` for many checksums at once equals one `setServerFacts(_:forSHA1:)` per checksum.
