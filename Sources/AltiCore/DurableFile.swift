@@ -20,6 +20,14 @@ enum DurableFile {
     ///     matrix's hook).
     static func replace(_ target: String, with bytes: some ContiguousBytes, mode: mode_t,
                         beforeRename: () -> Void = {}) throws(Failure) {
+        try replace(target, mode: mode, beforeRename: beforeRename) { write in bytes.withUnsafeBytes(write) }
+    }
+
+    /// Replaces `target` with what `produce` hands to its `write` in pieces (so a large file,
+    /// a 100,000-entry manifest, is never held whole in memory); `write` returns false on an
+    /// error (errno set), and `produce` then stops and returns false.
+    static func replace(_ target: String, mode: mode_t, beforeRename: () -> Void = {},
+                        producing produce: (_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool) throws(Failure) {
         let folder = (target as NSString).deletingLastPathComponent
         let name = (target as NSString).lastPathComponent
         let temp = (folder.isEmpty ? "." : folder) + "/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -33,7 +41,7 @@ enum DurableFile {
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 { throw fail() }
         if fchmod(fd, mode) != 0 { throw fail(closing: fd) }
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
+        let ok = produce { raw -> Bool in
             var written = 0
             while written < raw.count {
                 let n = write(fd, raw.baseAddress! + written, raw.count - written)

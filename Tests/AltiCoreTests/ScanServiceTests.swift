@@ -178,6 +178,54 @@ struct ScanServiceTests {
         #expect(third.report.filesHashed == 1)
     }
 
+    /// A re-scan that finds nothing new leaves the manifest file as it is (no encode, no write, no
+    /// fsync: most of a no-change re-scan at 100,000 files), and one that finds a change writes it.
+    /// Counted by the file itself: every save renames a new file into place (a new inode).
+    @Test func rescanWithNothingChangedDoesNotRewriteTheManifest() async throws {
+        let tree = try TempTree("rescan-no-write")
+        try tree.copy(ScanFixtures.sampleSurvey, to: "survey")
+        try tree.ageAllFiles()
+        let first = try await scan(tree)
+        let file = first.manifestURL.path
+        let bytes = try tree.read(".alti/manifest.json")
+        var before = stat()
+        #expect(lstat(file, &before) == 0)
+
+        let second = try await scan(tree)
+        #expect(second.report.filesHashed == 0)
+        #expect(second.report.filesReused == 24)
+        #expect(second.manifest == first.manifest)
+        var after = stat()
+        #expect(lstat(file, &after) == 0)
+        #expect(after.st_ino == before.st_ino, "the manifest was written again")
+        #expect(try tree.read(".alti/manifest.json") == bytes)
+
+        // One touched file: hashed again, and the manifest is written (a new file renamed in).
+        try tree.setMtime("survey/flight2/DJI_0013.JPG", ns: 1_600_000_000_000_000_000)
+        let third = try await scan(tree)
+        #expect(third.report.filesHashed == 1)
+        var written = stat()
+        #expect(lstat(file, &written) == 0)
+        #expect(written.st_ino != before.st_ino, "a changed scan was not written")
+        #expect(try ManifestStore().load(first.manifestURL) == third.manifest)
+    }
+
+    /// A manifest written before `hashedAtNs` existed is written again by a re-scan that hashes
+    /// nothing: its entries gain their racy-check reference, which must reach the file.
+    @Test func rescanOfAnOlderManifestWritesTheFilledInFacts() async throws {
+        let tree = try TempTree("rescan-older")
+        try tree.copy(ScanFixtures.sampleSurvey, to: "survey")
+        try tree.ageAllFiles()
+        let first = try await scan(tree)
+        var older = first.manifest
+        for index in older.entries.indices { older.entries[index].hashedAtNs = nil }
+        try ManifestStore().save(older, to: first.manifestURL, nowNs: { first.manifest.writtenAtNs })
+        let second = try await scan(tree)
+        #expect(second.report.filesHashed == 0)
+        let reloaded = try #require(try ManifestStore().load(first.manifestURL))
+        #expect(reloaded.entries.allSatisfy { $0.hashedAtNs == first.manifest.writtenAtNs })
+    }
+
     /// The racy-clean case: a file rewritten with the same size, keeping its mtime and inode, in the
     /// same timestamp tick as the manifest write. Only the racy guard can catch it.
     @Test func sameSizeRewriteInTheManifestsSecondIsRehashed() async throws {

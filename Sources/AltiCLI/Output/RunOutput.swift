@@ -70,9 +70,10 @@ struct RunOutput: Sendable {
     /// The result on stdout: the text summary (or only its last line with `--quiet`), or the
     /// image events and the summary event with `--events`, or `--json`'s object.
     func finish(command: String, text: String, outcome: String, json: @autoclosure () throws -> String,
-                format: OutputFormat, images: [ImageResult], exitCode: Int32?) rethrows {
+                format: OutputFormat, images: @autoclosure () -> [ImageResult], exitCode: Int32?) rethrows {
+        // Made only when printed: one result per file is a good part of a re-scan of 100,000.
         if let events {
-            for image in images {
+            for image in images() {
                 events.image(path: image.path, sha1: image.sha1, size: image.size, state: image.state,
                              serverID: image.serverID, error: image.error)
             }
@@ -87,7 +88,7 @@ struct RunOutput: Sendable {
             standardOutput(outcome + "\n")
             return
         }
-        if verbose, !images.isEmpty {
+        if verbose, case let images = images(), !images.isEmpty {
             standardOutput(images.map { "  \(palette.paint($0.state, Palette.style(ofState: $0.state))) \($0.path)\($0.error.map { ": \($0)" } ?? "")" }
                 .joined(separator: "\n") + "\n")
         }

@@ -139,6 +139,30 @@ public struct Manifest: Codable, Sendable, Equatable {
         return changed
     }
 
+    /// Sets the server facts of many checksums in one pass over the entries: `setServerFacts(_:forSHA1:)`
+    /// for each, without walking every entry once per checksum. Returns the number of checksums
+    /// that matched an entry.
+    @discardableResult
+    public mutating func setServerFacts(_ factsBySHA1: [String: ServerFacts]) -> Int {
+        guard !factsBySHA1.isEmpty else { return 0 }
+        var matched: Set<String> = []
+        for index in entries.indices {
+            guard let sha1 = entries[index].sha1, let facts = factsBySHA1[sha1] else { continue }
+            entries[index].server = facts
+            matched.insert(sha1)
+        }
+        return matched.count
+    }
+
+    /// `forgetHash(ofSHA1:)` for each checksum in `sha1s`, in one pass over the entries.
+    public mutating func forgetHashes(ofSHA1s sha1s: Set<String>) {
+        guard !sha1s.isEmpty else { return }
+        for index in entries.indices where entries[index].sha1.map(sha1s.contains) ?? false {
+            entries[index].hashedAtNs = 0
+            source.archive = nil
+        }
+    }
+
     /// Drops the hash cache of the entries with this checksum (their bytes were found to differ):
     /// `hashedAtNs` 0 means "read at the epoch", which the racy rule never trusts, and an
     /// archive's own stat is forgotten so the archive is opened again.
@@ -157,7 +181,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Sorts entries by path and recomputes `duplicateOf`: among present (not missing) entries,
     /// every entry whose sha1 was already seen in path order points at the first one.
     public mutating func normalize() {
-        entries.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        // Usually sorted already (a re-scan's merge): checked first, since the sort itself would
+        // take a buffer of half the entries (tens of MB at 100,000).
+        let inOrder = entries.indices.dropFirst().allSatisfy { !RecordedPath.precedes(entries[$0].path, entries[$0 - 1].path) }
+        if !inOrder { entries.sort { RecordedPath.precedes($0.path, $1.path) } }
         var firstBySHA1: [String: String] = [:]
         for index in entries.indices {
             let entry = entries[index]

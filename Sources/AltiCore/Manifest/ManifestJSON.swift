@@ -13,6 +13,10 @@ enum ManifestJSON {
         case bool(Bool)
         case null
         case array([Value])
+        /// An array whose items are made one at a time as they are written (`count`, item `i`),
+        /// with a hook called with the output after each (to hand a full chunk on): a manifest's
+        /// entries, so 100,000 of them are never held twice, as a tree or as one byte array.
+        case items(Int, (Int) -> Value, after: ((inout [UInt8]) -> Void)?)
         case object([(String, Value)])
     }
 
@@ -23,9 +27,26 @@ enum ManifestJSON {
         return out
     }
 
-    static func value(_ m: Manifest) -> Value {
+    /// The same bytes as `encode`, handed to `sink` in pieces of about `chunk` bytes; false as
+    /// soon as `sink` returns false.
+    static func encode(_ m: Manifest, chunk: Int, sink: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        var failed = false
+        var out: [UInt8] = []
+        out.reserveCapacity(chunk + 4096)
+        withoutActuallyEscaping(sink) { sink in
+            let handOn: (inout [UInt8]) -> Void = { out in
+                guard out.count >= chunk, !failed else { return }
+                failed = !out.withUnsafeBytes(sink)
+                out.removeAll(keepingCapacity: true)
+            }
+            write(value(m, afterEachEntry: handOn), indent: 0, into: &out)
+        }
+        return !failed && out.withUnsafeBytes(sink)
+    }
+
+    static func value(_ m: Manifest, afterEachEntry: ((inout [UInt8]) -> Void)? = nil) -> Value {
         .object([
-            ("entries", .array(m.entries.map(value))),
+            ("entries", .items(m.entries.count, { value(m.entries[$0]) }, after: afterEachEntry)),
             ("generator", .string(m.generator)),
             ("remote", .object([("bucket", .string(m.remote.bucket)), ("cloud", .string(m.remote.cloud)),
                                 ("endpoint", .string(m.remote.endpoint)), ("projectID", .string(m.remote.projectID))])),
@@ -120,23 +141,12 @@ enum ManifestJSON {
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .null: out.append(contentsOf: "null".utf8)
         case .array(let items):
-            out.append(UInt8(ascii: "["))
-            if items.isEmpty {
-                // Foundation writes an empty array as "[", an empty line, then "]".
-                out.append(0x0A)
-                newline(indent, &out)
-            } else {
-                for (i, item) in items.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    newline(indent + 2, &out)
-                    write(item, indent: indent + 2, into: &out)
-                }
-                newline(indent, &out)
-            }
-            out.append(UInt8(ascii: "]"))
+            writeArray(count: items.count, indent: indent, into: &out) { items[$0] }
+        case .items(let count, let item, let after):
+            writeArray(count: count, indent: indent, into: &out, item: item, after: after)
         case .object(let pairs):
             out.append(UInt8(ascii: "{"))
-            let sorted = pairs.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+            let sorted = pairs.sorted { RecordedPath.precedes($0.0, $1.0) }
             for (i, (key, item)) in sorted.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 newline(indent + 2, &out)
@@ -150,8 +160,33 @@ enum ManifestJSON {
         }
     }
 
+    private static func writeArray(count: Int, indent: Int, into out: inout [UInt8], item: (Int) -> Value,
+                                   after: ((inout [UInt8]) -> Void)? = nil) {
+        out.append(UInt8(ascii: "["))
+        if count == 0 {
+            // Foundation writes an empty array as "[", an empty line, then "]".
+            out.append(0x0A)
+            newline(indent, &out)
+        } else {
+            for i in 0..<count {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                newline(indent + 2, &out)
+                write(item(i), indent: indent + 2, into: &out)
+                after?(&out)
+            }
+            newline(indent, &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings (paths, checksums, states) need no escape: copied whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         let hex = Array("0123456789abcdef".utf8)
         for byte in s.utf8 {
             switch byte {

@@ -206,6 +206,15 @@ public struct ManifestStore: Sendable {
 
     /// Decodes a manifest; see `load(_:)` for the errors.
     public static func decode(_ data: Data, file: String) throws(AltiError) -> Manifest {
+        // The fast reader takes what alti writes; anything it does not take (corrupt, newer, or
+        // merely unusual JSON) is judged by JSONDecoder, whose verdicts and messages stand.
+        if let manifest = ManifestJSONReader.decode(data) { return manifest }
+        return try decodeWithFoundation(data, file: file)
+    }
+
+    /// `decode` through `JSONDecoder` and the `Codable` conformances only: the reference the fast
+    /// reader is held to, and the judge of what it does not take.
+    static func decodeWithFoundation(_ data: Data, file: String) throws(AltiError) -> Manifest {
         do {
             return try JSONDecoder().decode(Manifest.self, from: data)
         } catch let error as Manifest.SchemaVersionError {
@@ -320,18 +329,16 @@ public struct ManifestStore: Sendable {
         manifest.schemaVersion = Manifest.currentSchemaVersion
         manifest.writtenAtNs = nowNs()
         manifest.writtenAt = RFC3339.string(fromNanoseconds: manifest.writtenAtNs)
-        let data: Data
-        do {
-            data = try Self.encode(manifest)
-        } catch {
-            throw AltiError(.software, "cannot encode manifest \(url.path): \(error)")
-        }
         let folder = url.deletingLastPathComponent()
         try Self.makeDirectory(folder)
         do {
-            try DurableFile.replace(url.path, with: data, mode: 0o644) {
+            // Written in pieces of 1 MiB as they are encoded: a 100,000-entry manifest (tens of
+            // MB) is never held whole.
+            try DurableFile.replace(url.path, mode: 0o644, beforeRename: {
                 if let crashPoint { CrashPoint.reached(crashPoint + "-temp-written") }
-            }
+            }, producing: { write in
+                ManifestJSON.encode(manifest, chunk: 1 << 20, sink: write) && [UInt8(0x0A)].withUnsafeBytes(write)
+            })
         } catch {
             throw AltiError.writeFailed(url.path, doing: "write manifest", code: error.code,
                                         kept: error.renamed ? "it was renamed into place, but fsync of its folder failed"

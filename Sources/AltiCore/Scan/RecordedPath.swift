@@ -17,7 +17,7 @@ public enum RecordedPath {
     public static func escape(_ raw: some Collection<UInt8>) -> String {
         var text = ""
         if let decoded = String(validating: raw, as: UTF8.self) {
-            guard decoded.contains("%") else { return decoded }
+            guard raw.contains(0x25) else { return decoded }  // the bytes: no Foundation search per name
             for scalar in decoded.unicodeScalars {
                 if scalar == "%" { text += "%25" } else { text.unicodeScalars.append(scalar) }
             }
@@ -31,6 +31,24 @@ public enum RecordedPath {
             }
         }
         return text
+    }
+
+    /// The order of recorded paths (the manifest's, the walk's): byte order of their UTF-8. The
+    /// same answer as `a.utf8.lexicographicallyPrecedes(b.utf8)`, by `memcmp` over the contiguous
+    /// UTF-8 of both (sorting 100,000 paths the generic way was a visible part of a re-scan).
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { left in
+            b.utf8.withContiguousStorageIfAvailable { right -> Bool in
+                let common = min(left.count, right.count)
+                if common > 0, let l = left.baseAddress, let r = right.baseAddress {
+                    let order = memcmp(l, r, common)
+                    if order != 0 { return order < 0 }
+                }
+                return left.count < right.count
+            }
+        }
+        if let fast = fast ?? nil { return fast }
+        return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     /// A recorded path (or name) back to the bytes it names. `%` not followed by two hex digits

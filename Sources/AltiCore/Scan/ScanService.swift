@@ -122,18 +122,27 @@ public struct ScanService: Sendable {
         let walk = try tree.walk()
         // Every carried-over entry keeps its own racy reference: one without `hashedAtNs` (an older
         // manifest) gets the manifest's `writtenAtNs`, the latest its content can have been read.
-        let previousEntries = (previous?.entries ?? []).map { old -> ManifestEntry in
-            var entry = old
-            if entry.hashedAtNs == nil, let previous { entry.hashedAtNs = previous.writtenAtNs }
-            return entry
+        // (Shared, not copied, when every entry has its own: the usual case.)
+        var previousEntries = previous?.entries ?? []
+        if let previous, previousEntries.contains(where: { $0.hashedAtNs == nil }) {
+            for index in previousEntries.indices where previousEntries[index].hashedAtNs == nil {
+                previousEntries[index].hashedAtNs = previous.writtenAtNs
+            }
         }
-        let previousByPath = Dictionary(previousEntries.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        // Indices into `previousEntries` (the first of a path): entries are large, copies cost.
+        var previousByPath: [String: Int] = [:]
+        previousByPath.reserveCapacity(previousEntries.count)
+        for (index, entry) in previousEntries.enumerated() where previousByPath[entry.path] == nil {
+            previousByPath[entry.path] = index
+        }
 
         // 1. Reuse or inspect.
         var reused: [ManifestEntry] = []
+        reused.reserveCapacity(walk.files.count)
         var toInspect: [WalkedFile] = []
         for file in walk.files {
-            if !rehashAll, let old = previousByPath[file.path],
+            if !rehashAll, let oldIndex = previousByPath[file.path],
+               case let old = previousEntries[oldIndex],
                Self.canReuse(old, file.stat, previousWrittenAtNs: previous?.writtenAtNs ?? 0) {
                 var entry = old
                 entry.missing = false
@@ -217,14 +226,14 @@ public struct ScanService: Sendable {
     /// Turns what is known into a manifest: the reused entries, the examined files (`results[i]`
     /// for `toInspect[i]`; nil = not examined yet, whose previous entry, if any, stays exactly as it
     /// was), entries of files that are gone (marked missing), server facts per checksum.
-    static func merge(previous: Manifest?, previousEntries: [ManifestEntry], previousByPath: [String: ManifestEntry],
+    static func merge(previous: Manifest?, previousEntries: [ManifestEntry], previousByPath: [String: Int],
                       root: String, reused: [ManifestEntry], toInspect: [WalkedFile], results: [Inspected?]) -> Merged {
         // 3. Turn inspections into entries.
         var entries = reused
         var out = Merged(manifest: Manifest(root: root))
         for (file, done) in zip(toInspect, results) {
             guard let done else {
-                if let old = previousByPath[file.path] { entries.append(old) }
+                if let old = previousByPath[file.path] { entries.append(previousEntries[old]) }
                 continue
             }
             let inspection = done.inspection
@@ -234,7 +243,7 @@ public struct ScanService: Sendable {
             // previous entry (if any) stands as it was; the next scan reads it again.
             if inspection.changedWhileRead {
                 out.changing.append(file.path)
-                if let old = previousByPath[file.path] { entries.append(old) }
+                if let old = previousByPath[file.path] { entries.append(previousEntries[old]) }
                 continue
             }
             // Removed (or renamed) since the walk listed it: as if the walk had not seen it; a
@@ -293,7 +302,7 @@ public struct ScanService: Sendable {
             if let known = factsBySHA1[sha1], known.checkedAt >= server.checkedAt { continue }
             factsBySHA1[sha1] = server
         }
-        for index in entries.indices {
+        for index in entries.indices where !factsBySHA1.isEmpty || entries[index].server != nil {
             entries[index].server = entries[index].sha1.flatMap { factsBySHA1[$0] }
         }
 

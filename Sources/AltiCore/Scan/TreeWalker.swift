@@ -51,6 +51,16 @@ public enum TreeWalker {
         name.hasPrefix(".") || junkNames.contains(name.lowercased())
     }
 
+    /// The byte counts of the junk names: an ASCII name of another length is none of them, without
+    /// the lower-casing (a `String` per file) the full check costs. A non-ASCII name may lower-case
+    /// to another length (the Kelvin sign to "k"): it always gets the full check.
+    static let junkNameLengths = Set(junkNames.map(\.utf8.count))
+
+    static func isJunk(_ name: String) -> Bool {
+        if !junkNameLengths.contains(name.utf8.count), name.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+        return junkNames.contains(name.lowercased())
+    }
+
     /// Walks `root` (an absolute folder path). Throws `noInput` if the root itself cannot be listed.
     public static func walk(root: String) throws(AltiError) -> WalkResult {
         var result = WalkResult()
@@ -105,12 +115,11 @@ public enum TreeWalker {
                     continue
                 }
                 let name = RecordedPath.escape(nameBytes)
-                if junkNames.contains(name.lowercased()) {
+                if isJunk(name) {
                     result.junk += 1
                     continue
                 }
                 let childPath = relative.isEmpty ? name : relative + "/" + name
-                let childBytes = relative.isEmpty ? nameBytes : relativeBytes + [0x2F] + nameBytes
                 var st = SystemStat()
                 // Classified by its own type (the link itself, not its target) before anything is
                 // opened: only folders and regular files are ever opened.
@@ -124,6 +133,7 @@ public enum TreeWalker {
                     result.files.append(WalkedFile(path: childPath, stat: FileStat(st)))
                 case S_IFDIR:
                     if visited.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted {
+                        let childBytes = relative.isEmpty ? nameBytes : relativeBytes + [0x2F] + nameBytes
                         subfolders.append((childPath, childBytes, UInt64(st.st_dev), UInt64(st.st_ino)))
                     }
                 case S_IFLNK:
@@ -135,7 +145,7 @@ public enum TreeWalker {
             closedir(dir)
             pending.append(contentsOf: subfolders.reversed())
         }
-        result.files.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        result.files.sort { RecordedPath.precedes($0.path, $1.path) }
         result.symlinks.sort()
         result.special.sort()
         return result

@@ -88,6 +88,10 @@ public final class ManifestSession: @unchecked Sendable {
             var (previous, movedAside) = try load(location, root: root, rebuild: rebuild, store: store, now: scanner.now)
             let journalPath = ManifestSync.journalPath(forManifest: location.file.path)
             let leftover = try SyncJournal.contents(path: journalPath)
+            // The manifest as its file holds it (not a read-only card's seed, nothing folded into
+            // it): a folder scan that finds nothing new need not write it again.
+            let asRecorded = !rebuild && leftover.events.isEmpty && location.seed == nil && tree is FolderTree
+                ? previous : nil
             if var manifest = previous {
                 // Checked before anything is written: a foreign journal stops the command with
                 // the manifest and the journal as they were.
@@ -120,7 +124,11 @@ public final class ManifestSession: @unchecked Sendable {
                 throw ScanInterrupted(root: root, manifest: file.path, filesHashed: last?.filesHashed ?? 0,
                                       filesToExamine: last?.filesToExamine ?? 0)
             } }
-            manifest = try store.save(manifest, to: file, nowNs: clock)
+            if let asRecorded, Self.recordsTheSame(manifest, as: asRecorded) {
+                manifest = asRecorded
+            } else {
+                manifest = try store.save(manifest, to: file, nowNs: clock)
+            }
             // Folded and saved: the old journal goes, even one holding only a torn first line
             // (appending to that would glue a new event onto it).
             unlink(ManifestSync.journalPath(forManifest: file.path))
@@ -135,6 +143,20 @@ public final class ManifestSession: @unchecked Sendable {
             lock.release()
             throw error
         }
+    }
+
+    /// Whether saving `scanned` would write only a new `writtenAt` over `recorded`: every entry,
+    /// fact, version and the generator the same. Then the file is left as it is (a no-change
+    /// re-scan of 100,000 files would otherwise spend a good part of its time encoding, writing
+    /// and fsyncing tens of megabytes that say what the file already says). Only for folders:
+    /// their entries carry their own racy-check reference (`hashedAtNs`, filled into every entry
+    /// of an older manifest, which makes it differ and so be written), while an archive's
+    /// unchanged-archive shortcut needs a `writtenAtNs` later than the archive's mtime.
+    static func recordsTheSame(_ scanned: Manifest, as recorded: Manifest) -> Bool {
+        var restamped = scanned
+        restamped.writtenAt = recorded.writtenAt
+        restamped.writtenAtNs = recorded.writtenAtNs
+        return restamped == recorded
     }
 
     /// Opens one source as its manifest recorded it, without scanning: lock, load (or seed from a

@@ -62,14 +62,10 @@ public enum ManifestSync {
             current[event.sha1, default: ServerFacts()].apply(event)
             touched.insert(event.sha1)
         }
-        var changed = 0
-        for sha1 in touched {
-            guard let server = current[sha1] else { continue }
-            if manifest.setServerFacts(server, forSHA1: sha1) > 0 { changed += 1 }
-        }
-        for event in events where event.rehash == true {
-            manifest.forgetHash(ofSHA1: event.sha1)
-        }
+        // One pass over the entries for all checksums (one pass per checksum made a sync's fold
+        // quadratic: 10^10 comparisons at 100,000 images).
+        let changed = manifest.setServerFacts(current.filter { touched.contains($0.key) })
+        manifest.forgetHashes(ofSHA1s: Set(events.lazy.filter { $0.rehash == true }.map(\.sha1)))
         return changed
     }
 }
