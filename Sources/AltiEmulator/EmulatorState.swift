@@ -9,7 +9,7 @@ public actor EmulatorState {
 
     private var projects: [String: ProjectRecord] = [:]
     private var projectOrder: [String] = []
-    private var images: [String: ImageRecord] = [:]
+    private var images = ImageTable()
     /// objectKey -> image id
     private var objectIndex: [String: String] = [:]
     /// In-memory objects (when there is no data directory).
@@ -99,8 +99,8 @@ public actor EmulatorState {
     private func expireStalePending() {
         let now = clock.now()
         var changed = false
-        for (id, var image) in images where image.state == .pending
-            && now.timeIntervalSince(image.modifiedAt) >= configuration.pendingTimeout {
+        for id in images.pendingIDs {
+            guard var image = images[id], now.timeIntervalSince(image.modifiedAt) >= configuration.pendingTimeout else { continue }
             image.state = .invalid
             let minutes = Int(configuration.pendingTimeout / 60)
             // Keep what was said while Pending (bytes that arrived without startImageUpload).
@@ -258,7 +258,10 @@ public actor EmulatorState {
     /// `hasImage`: the project's image with that checksum in any state, or nil. The checksum is
     /// compared exactly as registered (upper-case hex is a different string).
     public func image(projectID: String, checksum: String) -> ImageRecord? {
-        images(ofProject: projectID).first { $0.checksum == checksum }
+        expireStalePending()
+        guard let id = images.id(projectID: projectID, checksum: checksum), let image = images[id],
+              image.projectID == projectID else { return nil }
+        return image
     }
 
     /// Removes an image from its project, as deleting it in the web app does: `hasImage` and
@@ -285,7 +288,7 @@ public actor EmulatorState {
         let now = clock.now()
         let checksum = rawChecksum.flatMap { $0.isEmpty ? nil : $0 }
         counters.registrations += 1
-        if let checksum, var image = images(ofProject: projectID).first(where: { $0.checksum == checksum }) {
+        if let checksum, let id = images.id(projectID: projectID, checksum: checksum), var image = images[id] {
             if image.state != .ready && image.state != .readyStrong {
                 image.state = .pending
                 image.errors = []
@@ -647,7 +650,7 @@ public actor EmulatorState {
     public func reset() {
         projects = [:]
         projectOrder = []
-        images = [:]
+        images = ImageTable()
         objectIndex = [:]
         objects = [:]
         stsByKeyID = [:]
