@@ -158,13 +158,33 @@ public final class SyncJournal: @unchecked Sendable {
     /// on one serial queue of their own, never on a thread of the cooperative pool.
     private static let queue = DispatchQueue(label: "alti.sync-journal")
 
+    /// Appends waiting for the next write, and their callers. Group commit: the uploads that finish
+    /// while one fsync runs are written by the next in one write and one fsync, instead of one
+    /// fsync each in turn (4 parallel uploads on a 0 ms link spent most of their time queued
+    /// behind each other's fsyncs).
+    private let waitingLock = NSLock()
+    private var waiting: [(events: [JournalEvent], done: CheckedContinuation<Void, any Error>)] = []
+
     public func append(_ events: [JournalEvent]) async throws {
         guard !events.isEmpty else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            Self.queue.async {
-                continuation.resume(with: Result { try self.appendNow(events) })
+            let first = waitingLock.withLock {
+                waiting.append((events, continuation))
+                return waiting.count == 1
             }
+            guard first else { return }  // a flush is already scheduled and will take these too
+            Self.queue.async { self.flushWaiting() }
         }
+    }
+
+    /// Writes everything waiting in one batch; every caller in it hears the batch's outcome.
+    private func flushWaiting() {
+        let batch = waitingLock.withLock {
+            defer { waiting.removeAll() }
+            return waiting
+        }
+        let result = Result { try self.appendNow(batch.flatMap(\.events)) }
+        for caller in batch { caller.done.resume(with: result) }
     }
 
     public func append(_ event: JournalEvent) async throws { try await append([event]) }
