@@ -271,10 +271,13 @@ public final class ManifestSession: @unchecked Sendable {
             manifest.remote.cloud = cloud
             manifest.remote.bucket = bucket
         }
-        let contents = try SyncJournal.contents(path: journalPath)
-        try ManifestSync.checkJournal(contents.header, journalPath: journalPath, manifest: manifest,
+        // Events are folded as they are read; the manifest changes only once the journal was
+        // read whole and its header checked.
+        var folding = ManifestSync.Folding(manifest)
+        let header = try SyncJournal.readEvents(path: journalPath) { folding.apply($0) }
+        try ManifestSync.checkJournal(header, journalPath: journalPath, manifest: manifest,
                                       manifestPath: location.file.path)
-        ManifestSync.fold(contents.events, into: &manifest)
+        _ = folding.finish(into: &manifest)
         try save(crashPoint: "fold")
         CrashPoint.reached("fold-saved")
         unlink(journalPath)

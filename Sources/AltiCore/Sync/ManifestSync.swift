@@ -55,17 +55,34 @@ public enum ManifestSync {
     /// number of checksums changed.
     @discardableResult
     public static func fold(_ events: [JournalEvent], into manifest: inout Manifest) -> Int {
-        guard !events.isEmpty else { return 0 }
-        var current = facts(from: manifest)
-        var touched: Set<String> = []
-        for event in events {
+        var folding = Folding(manifest)
+        for event in events { folding.apply(event) }
+        return folding.finish(into: &manifest)
+    }
+
+    /// A fold fed one event at a time (the journal is read line by line, never held whole).
+    public struct Folding {
+        private var current: [String: ServerFacts]
+        private var touched: Set<String> = []
+        private var rehash: Set<String> = []
+
+        public init(_ manifest: Manifest) { current = ManifestSync.facts(from: manifest) }
+
+        public mutating func apply(_ event: JournalEvent) {
             current[event.sha1, default: ServerFacts()].apply(event)
             touched.insert(event.sha1)
+            if event.rehash == true { rehash.insert(event.sha1) }
         }
-        // One pass over the entries for all checksums (one pass per checksum made a sync's fold
-        // quadratic: 10^10 comparisons at 100,000 images).
-        let changed = manifest.setServerFacts(current.filter { touched.contains($0.key) })
-        manifest.forgetHashes(ofSHA1s: Set(events.lazy.filter { $0.rehash == true }.map(\.sha1)))
-        return changed
+
+        /// Writes the facts of every checksum an event touched into the manifest; the number of
+        /// checksums changed.
+        public func finish(into manifest: inout Manifest) -> Int {
+            guard !touched.isEmpty else { return 0 }
+            // One pass over the entries for all checksums (one pass per checksum made a sync's
+            // fold quadratic: 10^10 comparisons at 100,000 images).
+            let changed = manifest.setServerFacts(current.filter { touched.contains($0.key) })
+            manifest.forgetHashes(ofSHA1s: rehash)
+            return changed
+        }
     }
 }

@@ -255,16 +255,32 @@ public final class SyncJournal: @unchecked Sendable {
     /// header too: the journal is then empty); a bad line before the last one means the file was
     /// damaged by something other than a crash.
     public static func contents(path: String) throws -> Contents {
-        guard let data = FileManager.default.contents(atPath: path) else { return Contents(header: nil, events: []) }
-        var lines = data.split(separator: 0x0A, omittingEmptySubsequences: true)
-        let endsCleanly = data.last == 0x0A
-        var header: JournalHeader?
         var events: [JournalEvent] = []
+        let header = try readEvents(path: path) { events.append($0) }
+        return Contents(header: header, events: events)
+    }
+
+    /// The journal's events one at a time, in order, with the checks of `contents`; returns the
+    /// header. The fold uses it so that a 10,000-image sync's 40,000 events are never held at once
+    /// (they were 26 MB of the peak heap).
+    @discardableResult
+    public static func readEvents(path: String, _ body: (JournalEvent) throws -> Void) throws -> JournalHeader? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        var header: JournalHeader?
         let decoder = JSONDecoder()
-        if !endsCleanly, !lines.isEmpty { lines.removeLast() }  // torn by a crash mid-write
-        for (index, line) in lines.enumerated() {
+        // The ranges of the non-empty lines, without copying them; a last line without its
+        // newline was torn by a crash mid-write and is left out.
+        var ranges: [Range<Data.Index>] = []
+        var lineStart = data.startIndex
+        while let newline = data[lineStart...].firstIndex(of: 0x0A) {
+            if newline > lineStart { ranges.append(lineStart..<newline) }
+            lineStart = newline + 1
+        }
+        // What follows the last newline, if anything, is the torn line: left out.
+        for (index, range) in ranges.enumerated() {
+            let line = Data(data[range])
             // Only the first line may be the header: it has `journal`, which no event has.
-            if index == 0, let first = try? decoder.decode(JournalHeader.self, from: Data(line)) {
+            if index == 0, let first = try? decoder.decode(JournalHeader.self, from: line) {
                 guard first.journal <= JournalHeader.currentVersion else {
                     throw AltiError(
                         .dataError,
@@ -273,14 +289,16 @@ public final class SyncJournal: @unchecked Sendable {
                 header = first
                 continue
             }
+            let event: JournalEvent
             do {
-                events.append(try decoder.decode(JournalEvent.self, from: Data(line)))
+                event = try decoder.decode(JournalEvent.self, from: line)
             } catch {
                 throw AltiError(
                     .dataError,
                     "the sync journal \(path) is damaged at line \(index + 1); move it aside and run again (the server still knows what was uploaded)")
             }
+            try body(event)
         }
-        return Contents(header: header, events: events)
+        return header
     }
 }
