@@ -84,6 +84,12 @@ struct FaultTests {
                 try await RawHTTP.send(port: emu.port, method: "PUT", target: reg.target,
                                        headers: [("Content-Type", "image/jpeg")], body: bytes, timeout: 1)
             }
+            // The emulator counts the PUT when it reads it: on a loaded machine that can come after
+            // the client's 1 s, so wait for the count (up to 20 s) instead of reading it at once.
+            let deadline = Date().addingTimeInterval(20)
+            while await emu.stats().puts("fault-hang") == 0, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
             #expect(await emu.stats().puts("fault-hang") == 1)
         }
     }
