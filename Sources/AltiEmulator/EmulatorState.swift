@@ -259,9 +259,7 @@ public actor EmulatorState {
     /// compared exactly as registered (upper-case hex is a different string).
     public func image(projectID: String, checksum: String) -> ImageRecord? {
         expireStalePending()
-        guard let id = images.id(projectID: projectID, checksum: checksum), let image = images[id],
-              image.projectID == projectID else { return nil }
-        return image
+        return images.id(projectID: projectID, checksum: checksum).flatMap { images[$0] }
     }
 
     /// Removes an image from its project, as deleting it in the web app does: `hasImage` and

@@ -276,7 +276,6 @@ public final class SyncJournal: @unchecked Sendable {
             if newline > lineStart { ranges.append(lineStart..<newline) }
             lineStart = newline + 1
         }
-        // What follows the last newline, if anything, is the torn line: left out.
         for (index, range) in ranges.enumerated() {
             let line = Data(data[range])
             // Only the first line may be the header: it has `journal`, which no event has.
