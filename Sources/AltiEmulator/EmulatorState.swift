@@ -579,6 +579,7 @@ public actor EmulatorState {
     // MARK: Counters, log, faults
 
     func countGraphQLRequest() { counters.graphqlRequests += 1 }
+    func countDocumentReused() { counters.graphqlDocumentsReused += 1 }
     func countField(_ name: String) { counters.graphqlFields[name, default: 0] += 1 }
     /// An upload body's first byte arrived / its last byte did: tracks how many are received at once.
     func bodyBegan() {

@@ -10,6 +10,8 @@ struct GraphQLHandler: Sendable {
     let state: EmulatorState
     let schema: GraphQLSchema
     let signer: any StorageURLSigner
+    /// Shared by every request (the handler is copied into each).
+    let validatedDocuments = ValidatedDocuments()
 
     struct Outcome {
         var response: Response
@@ -78,16 +80,22 @@ struct GraphQLHandler: Sendable {
         }
 
         let document: Document
-        do {
-            document = try parse(source: Source(body: query, name: "GraphQL request"))
-        } catch let error as GraphQLError {
-            return Outcome(response: encode(400, GraphQLResult(errors: [error])), operationName: operationName)
-        } catch {
-            return Outcome(response: .graphQLRequestError(400, "Syntax Error: \(error)"), operationName: operationName)
-        }
-        let validationErrors = validate(schema: schema, ast: document)
-        guard validationErrors.isEmpty else {
-            return Outcome(response: encode(400, GraphQLResult(errors: validationErrors)), operationName: operationName)
+        if let validated = validatedDocuments.document(for: query) {
+            document = validated
+            await state.countDocumentReused()
+        } else {
+            do {
+                document = try parse(source: Source(body: query, name: "GraphQL request"))
+            } catch let error as GraphQLError {
+                return Outcome(response: encode(400, GraphQLResult(errors: [error])), operationName: operationName)
+            } catch {
+                return Outcome(response: .graphQLRequestError(400, "Syntax Error: \(error)"), operationName: operationName)
+            }
+            let validationErrors = validate(schema: schema, ast: document)
+            guard validationErrors.isEmpty else {
+                return Outcome(response: encode(400, GraphQLResult(errors: validationErrors)), operationName: operationName)
+            }
+            validatedDocuments.keep(document, for: query)
         }
         let (fields, operation) = rootFieldNames(document: document, operationName: operationName)
         for field in fields { await state.countField(field) }

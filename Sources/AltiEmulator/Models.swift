@@ -201,6 +201,9 @@ public struct ImageSummary: Sendable, Codable, Equatable {
 public struct EmulatorStats: Sendable, Codable, Equatable {
     /// HTTP requests to `/graphql` (any outcome).
     public var graphqlRequests: Int = 0
+    /// GraphQL requests whose query text had already been parsed and validated (the verdict was
+    /// reused: see `ValidatedDocuments`).
+    public var graphqlDocumentsReused: Int = 0
     /// TCP connections accepted, and those that have ended (either side closed them).
     public var connectionsOpened: Int = 0
     public var connectionsClosed: Int = 0

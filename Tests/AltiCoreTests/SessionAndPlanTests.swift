@@ -79,6 +79,36 @@ struct FakeStorageFactory: StorageFactory {
         #expect(!FileManager.default.fileExists(atPath: journal.path))
     }
 
+    /// An append that does not wait for the disk has still written its lines when it returns
+    /// (a crash of the process loses nothing), in order with the appends around it.
+    @Test func anAppendThatDoesNotWaitForTheDiskHasWrittenItsLines() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let journal = try SyncJournal(path: dir.appendingPathComponent("m.json.journal").path)
+        try await journal.append([JournalEvent(.registered, sha1: "a", imageID: "i1", filename: "a.jpg", bucket: "b", state: .pending)])
+        try await journal.append(JournalEvent(.stored, sha1: "a", imageID: "i1"), waitForDisk: false)
+        #expect(try SyncJournal.read(path: journal.path).map(\.kind) == [.registered, .stored])
+        // Many at once, some waiting and some not: every line lands once, each batch in order.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    try await journal.append([JournalEvent(.registered, sha1: "s\(i)", imageID: "i\(i)", filename: "\(i).jpg",
+                                                           bucket: "b", state: .pending),
+                                              JournalEvent(.stored, sha1: "s\(i)", imageID: "i\(i)")],
+                                             waitForDisk: i.isMultiple(of: 2))
+                }
+            }
+            try await group.waitForAll()
+        }
+        let events = try SyncJournal.read(path: journal.path)
+        #expect(events.count == 2 + 80 && journal.eventsWritten == 82)
+        for i in 0..<40 {
+            let kinds = events.filter { $0.sha1 == "s\(i)" }.map(\.kind)
+            #expect(kinds == [.registered, .stored], "s\(i): \(kinds)")
+        }
+    }
+
     @Test func thePlanSortsByStateAndCountsBytesToSend() {
         let items = makeItems(6)
         let facts: [String: ServerFacts] = [

@@ -167,6 +167,38 @@ struct GraphQLTests {
         }
     }
 
+    /// A query text validated once is not validated again (alti sends every value as a
+    /// variable, so its batches repeat the same text), and a reused document still answers for
+    /// the new variables; an invalid text is judged afresh every time, never kept.
+    @Test func aValidatedQueryTextIsReusedWithNewVariables() async throws {
+        try await withEmulator(testEmulatorConfiguration()) { emu in
+            let known = jpegBytes("known")
+            let reg = try await registerS3(emu, name: "known.jpg", checksum: sha1(known))
+            let query = "mutation hasImage($pid: ID!, $c0: String!) { h0: hasImage(pid: $pid, checksum: $c0) { id state } }"
+            let before = await emu.stats().graphqlDocumentsReused
+            let absent = try await gql(emu, query, ["pid": samplePID, "c0": sha1(Array("other".utf8))])
+            #expect(absent.status == 200 && absent.errorMessages.isEmpty)
+            #expect(absent.data("h0") == nil)
+            #expect(await emu.stats().graphqlDocumentsReused == before)
+            let found = try await gql(emu, query, ["pid": samplePID, "c0": sha1(known)])
+            #expect(found.status == 200 && found.errorMessages.isEmpty)
+            #expect(found.data("h0", "id") as? String == reg.imageID)
+            #expect(await emu.stats().graphqlDocumentsReused == before + 1)
+            // Variable values are still checked on a reused text.
+            let missing = try await gql(emu, query, ["pid": samplePID])
+            #expect(missing.status == 200 || missing.status == 400)
+            #expect(missing.errorMessages.first?.contains("$c0") == true, "\(missing.errorMessages)")
+
+            let invalid = "mutation hasImage($pid: ID!) { h0: hasImage(pid: $pid, checksum: 7) { id } }"
+            for _ in 0..<2 {
+                let r = try await gql(emu, invalid, ["pid": samplePID])
+                #expect(r.status == 400)
+                #expect(r.errorMessages.first?.contains("String cannot represent") == true, "\(r.errorMessages)")
+            }
+            #expect(await emu.stats().graphqlDocumentsReused == before + 2)
+        }
+    }
+
     @Test func allImagesRelayPaging() async throws {
         try await withEmulator(testEmulatorConfiguration()) { emu in
             var ids: [String] = []

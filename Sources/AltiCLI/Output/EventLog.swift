@@ -29,12 +29,9 @@ final class EventLog: @unchecked Sendable {
         return head + "," + String(decoding: data.dropFirst(), as: UTF8.self) + "\n"
     }
 
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
+    /// The journal's own format (milliseconds, `Z`). An `ISO8601DateFormatter` per line made an
+    /// ICU formatter each time: 12 % of a 400-image sync's CPU with `--events`.
+    static func timestamp(_ date: Date) -> String { RFC3339.string(from: date) }
 
     func emit(_ type: String, _ fields: [String: JSONValue]) {
         lock.withLock { write(Self.line(type: type, time: now(), fields: fields)) }

@@ -129,7 +129,10 @@ public final class SyncJournal: @unchecked Sendable {
         var st = SystemStat()
         guard fstat(fd, &st) == 0, st.st_size == 0 else { return }
         do {
-            if let header { try writeLines([try Self.encoder.encode(header)], events: 0) }
+            if let header {
+                let start = try writeLines([try Self.encoder.encode(header)], events: 0)
+                try syncToDisk(cuttingBackTo: start)
+            }
             // A new file's name lives in its folder: fsync the folder too, or a power cut could
             // leave the events fsynced in a file no folder names.
             try Self.syncFolder(of: path)
@@ -163,13 +166,27 @@ public final class SyncJournal: @unchecked Sendable {
     /// fsync each in turn (4 parallel uploads on a 0 ms link spent most of their time queued
     /// behind each other's fsyncs).
     private let waitingLock = NSLock()
-    private var waiting: [(events: [JournalEvent], done: CheckedContinuation<Void, any Error>)] = []
+    private var waiting: [Waiting] = []
+    /// Set when an fsync failed: every later append fails with it (the sync must stop).
+    private var syncFailure: (any Error)?
 
-    public func append(_ events: [JournalEvent]) async throws {
+    private struct Waiting {
+        var events: [JournalEvent]
+        var waitForDisk: Bool
+        var done: CheckedContinuation<Void, any Error>
+    }
+
+    /// Appends `events`. With `waitForDisk` (the default) it returns once they are fsynced.
+    /// Without, it returns once they are written (in the kernel's hands: a crash of this process
+    /// loses nothing) while the same batch's fsync runs, so an upload does not wait on the disk
+    /// before its next image. Only for events whose loss in a power cut costs no more than
+    /// bytes sent again (`stored`: the next run asks the server, which has the bytes); the fsync
+    /// still follows at once, and a failed one fails every later append.
+    public func append(_ events: [JournalEvent], waitForDisk: Bool = true) async throws {
         guard !events.isEmpty else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let first = waitingLock.withLock {
-                waiting.append((events, continuation))
+                waiting.append(Waiting(events: events, waitForDisk: waitForDisk, done: continuation))
                 return waiting.count == 1
             }
             guard first else { return }  // a flush is already scheduled and will take these too
@@ -177,17 +194,40 @@ public final class SyncJournal: @unchecked Sendable {
         }
     }
 
-    /// Writes everything waiting in one batch; every caller in it hears the batch's outcome.
+    /// Writes everything waiting in one batch and fsyncs it; every caller in it hears the batch's
+    /// outcome (those that do not wait for the disk, once it is written).
     private func flushWaiting() {
-        let batch = waitingLock.withLock {
+        let (batch, failure) = waitingLock.withLock {
             defer { waiting.removeAll() }
-            return waiting
+            return (waiting, syncFailure)
         }
-        let result = Result { try self.appendNow(batch.flatMap(\.events)) }
-        for caller in batch { caller.done.resume(with: result) }
+        if let failure {
+            for caller in batch { caller.done.resume(throwing: failure) }
+            return
+        }
+        let start: Int64
+        do {
+            CrashPoint.reached("journal-append")
+            let encoder = Self.encoder
+            let events = batch.flatMap(\.events)
+            start = try writeLines(try events.map { try encoder.encode($0) }, events: events.count)
+        } catch {
+            for caller in batch { caller.done.resume(throwing: error) }
+            return
+        }
+        for caller in batch where !caller.waitForDisk { caller.done.resume() }
+        do {
+            try syncToDisk(cuttingBackTo: start)
+            for caller in batch where caller.waitForDisk { caller.done.resume() }
+        } catch {
+            waitingLock.withLock { syncFailure = error }
+            for caller in batch where caller.waitForDisk { caller.done.resume(throwing: error) }
+        }
     }
 
-    public func append(_ event: JournalEvent) async throws { try await append([event]) }
+    public func append(_ event: JournalEvent, waitForDisk: Bool = true) async throws {
+        try await append([event], waitForDisk: waitForDisk)
+    }
 
     private static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
@@ -195,30 +235,21 @@ public final class SyncJournal: @unchecked Sendable {
         return encoder
     }
 
-    private func appendNow(_ events: [JournalEvent]) throws {
-        CrashPoint.reached("journal-append")
-        let encoder = Self.encoder
-        try writeLines(try events.map { try encoder.encode($0) }, events: events.count)
-    }
-
-    /// One `write` (looping over short writes) and one `fsync` for all the lines, of which
-    /// `events` are events (the header is not one). A write that fails part way (a full disk) is
+    /// One `write` (looping over short writes) for all the lines, of which `events` are events
+    /// (the header is not one); `syncToDisk` follows. A write that fails part way (a full disk) is
     /// cut back to the last whole batch, so the journal never ends in a fragment this process
-    /// made; after any failure the caller must stop recording (the sync stops sending).
-    private func writeLines(_ lines: [Data], events: Int) throws {
+    /// made; after any failure the caller must stop recording (the sync stops sending). Returns
+    /// the file's size before the write.
+    @discardableResult
+    private func writeLines(_ lines: [Data], events: Int) throws -> Int64 {
         var bytes = Data()
         for line in lines {
             bytes.append(line)
             bytes.append(0x0A)
         }
-        try lock.withLock {
+        return try lock.withLock {
             var st = SystemStat()
-            let start = fstat(fd, &st) == 0 ? st.st_size : -1
-            func fail(_ code: Int32) -> AltiError {
-                if start >= 0 { _ = ftruncate(fd, start) }
-                return AltiError.writeFailed(path, doing: "append to the sync journal", code: code,
-                                             kept: "the manifest and the events journaled before are intact")
-            }
+            let start = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
             try bytes.withUnsafeBytes { raw in
                 if events > 0 {
                     // Test hook: a crash in the middle of a line.
@@ -229,17 +260,30 @@ public final class SyncJournal: @unchecked Sendable {
                     let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw fail(errno)
+                        throw cutBack(to: start, errno)
                     }
                     offset += n
                 }
             }
             if events > 0 { CrashPoint.reached("journal-unsynced") }
-            if fsync(fd) != 0 { throw fail(errno) }
             eventsWritten += events
+            return start
         }
     }
 
+    /// fsyncs what was written; on failure the lines written since `start` are cut off (whether
+    /// they reached the disk is unknown).
+    private func syncToDisk(cuttingBackTo start: Int64) throws {
+        try lock.withLock {
+            if fsync(fd) != 0 { throw cutBack(to: start, errno) }
+        }
+    }
+
+    private func cutBack(to start: Int64, _ code: Int32) -> AltiError {
+        if start >= 0 { _ = ftruncate(fd, off_t(start)) }
+        return AltiError.writeFailed(path, doing: "append to the sync journal", code: code,
+                                     kept: "the manifest and the events journaled before are intact")
+    }
 
     /// What a journal file holds: its header (nil for a journal of an older alti, or an empty or
     /// missing file) and its events.

@@ -67,10 +67,12 @@ public actor SyncRecorder {
     /// in it (`--keep-trying` passes included).
     public private(set) var refusedThisRun: Set<String> = []
 
-    public func record(_ incoming: [JournalEvent]) async throws {
+    /// Journals `incoming`, then applies and publishes it. `waitForDisk: false` is for events
+    /// whose loss in a power cut costs only bytes sent again (see `SyncJournal.append`).
+    public func record(_ incoming: [JournalEvent], waitForDisk: Bool = true) async throws {
         guard !incoming.isEmpty else { return }
         let events = Self.judgeRefusals(incoming, facts: facts)
-        for journal in journals { try await journal.append(events) }
+        for journal in journals { try await journal.append(events, waitForDisk: waitForDisk) }
         for event in events where event.refusedSends != nil { refusedThisRun.insert(event.sha1) }
         for event in events {
             facts[event.sha1, default: ServerFacts()].apply(event)
@@ -91,7 +93,9 @@ public actor SyncRecorder {
         }
     }
 
-    public func record(_ event: JournalEvent) async throws { try await record([event]) }
+    public func record(_ event: JournalEvent, waitForDisk: Bool = true) async throws {
+        try await record([event], waitForDisk: waitForDisk)
+    }
 
     /// The server's reason for an Invalid that means "the bytes do not hash to the checksum
     /// registered" (the emulator: "checksum mismatch: registered X, stored bytes have Y").

@@ -94,6 +94,12 @@ public struct SyncService: Sendable {
 
     public func run(_ request: SyncRequest) async throws -> SyncSummary {
         let started = Date()
+        // The project's preflight (a read) goes out while the scan runs, so its round trip hides
+        // behind the hashing; its answer is read only once the scan is done (step 2).
+        let catalog = self.catalog
+        let projectID = request.project
+        async let early = await Result(awaiting: { try await catalog.projectAndServerInfo(projectID) })
+
         // 1. Scan (offline work first: whatever happens to the network, the hashes are kept).
         let sessions = try await Self.openSessions(request, scanner: scanner, progress: scanProgress)
         defer { for session in sessions { session.close() } }
@@ -103,9 +109,12 @@ public struct SyncService: Sendable {
         var waiter = Waiter(keepTrying: request.options.dryRun ? nil : request.keepTrying, onWaiting: onWaiting, sleep: sleep)
         var project: RemoteProject
         var server: ServerInfo?
+        var preflight: Result<(project: RemoteProject, server: ServerInfo?), any Error>? = await early
         while true {
             do {
-                let found = try await catalog.projectAndServerInfo(request.project)
+                let found = if let first = preflight.take() { try first.get() } else {
+                    try await catalog.projectAndServerInfo(request.project)
+                }
                 project = found.project
                 server = found.server
                 break
@@ -371,5 +380,12 @@ public actor StorageChoice {
         let storage = try storages.storage(cloud: cloud, bucket: bucket)
         made = storage
         return storage
+    }
+}
+
+extension Result where Failure == any Error {
+    /// `Result(catching:)` for async work.
+    init(awaiting body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
