@@ -314,6 +314,9 @@ final class AltiChild {
         defer { tree.remove() }
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let args = ["sync", tree.path, "--project", Self.project, "--transfers", "1"]
+            // 100 ms per PUT: on a 0 ms link the 6 images are stored before this test, polling
+            // every 10 ms, could make the next body trickle.
+            await emu.state.updateFaults { $0.put.latencyMilliseconds = 100 }
             let child = try AltiChild.launch(args, Self.env(emu))
             defer { child.removeFiles() }
             try await Self.killMidBody(child, emu) { $0.puts("ok") >= 2 }
