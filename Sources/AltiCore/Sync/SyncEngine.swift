@@ -1,16 +1,21 @@
 import Foundation
 
 /// One unique image (by checksum) to bring to Ready on the server.
-public struct SyncItem: Sendable {
-    public var sha1: String
+///
+/// A class, not a struct: a sync's plan, its lists of images to send and to wait on, and each
+/// registration window are arrays of the same items, which as values were copies of some 200
+/// bytes per image each (two plans of 100,000 images were 50 MB of a 214 MB peak heap); shared,
+/// each list costs a reference per image. Immutable, so sharing changes nothing.
+public final class SyncItem: Sendable {
+    public let sha1: String
     /// One readable copy of the bytes (duplicates elsewhere are the same image).
-    public var source: UploadSource
+    public let source: UploadSource
     /// The client file name sent as `filename` (the server's `name`).
-    public var filename: String
+    public let filename: String
     /// The API's IMAGE_TYPE: JPEG, PNG or TIFF.
-    public var imageType: String
-    public var width: Int
-    public var height: Int
+    public let imageType: String
+    public let width: Int
+    public let height: Int
 
     public init(sha1: String, source: UploadSource, filename: String, imageType: String, width: Int = 0, height: Int = 0) {
         self.sha1 = sha1
