@@ -100,13 +100,15 @@ public final class ManifestSession: @unchecked Sendable {
             // it): a folder scan that finds nothing new need not write it again.
             let asRecorded = !rebuild && leftoverEvents == 0 && location.seed == nil && tree is FolderTree
                 ? previous : nil
-            if var manifest = previous, let folding {
+            if var manifest = previous, folding != nil {
                 // Checked before anything is written: a foreign journal stops the command with
                 // the manifest and the journal as they were.
                 try ManifestSync.checkJournal(leftoverHeader, journalPath: journalPath, manifest: manifest,
                                               manifestPath: location.file.path)
                 if leftoverEvents > 0 {
-                    _ = folding.finish(into: &manifest)
+                    // The only holder of the entries as the fold changes them (no copy of them all).
+                    previous = nil
+                    _ = folding!.finish(into: &manifest)
                     previous = manifest
                 }
             }

@@ -392,7 +392,7 @@ public struct SyncEngine: Sendable {
     func resume(_ sha1: String) async -> TransferResume {
         let recorder = self.recorder
         let now = self.now
-        return TransferResume(multipart: await recorder.facts[sha1]?.multipart) { step in
+        return TransferResume(multipart: await recorder.multipart(of: sha1)) { step in
             switch step {
             case .multipartStarted(let id, let key, let partSize):
                 try await recorder.record(JournalEvent(.multipartStarted, sha1: sha1, at: now(), uploadID: id, key: key,
@@ -423,13 +423,9 @@ public struct SyncEngine: Sendable {
         var interval = options.pollInitial
         var announced = false
         while true {
-            let facts = await recorder.facts
             // Poll what the server is processing: Uploaded, or a state this client does not know
             // (the real service may have intermediate ones). Pending without our bytes will not move.
-            let pending = items.compactMap { item -> (sha1: String, id: String)? in
-                guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
-                return (item.sha1, id)
-            }
+            let pending = await recorder.inProgress(items)
             if !announced {
                 // The display's total for this phase (the upload's plan says nothing about it).
                 announced = true

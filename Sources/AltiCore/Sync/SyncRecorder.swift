@@ -169,4 +169,18 @@ public actor SyncRecorder {
     }
 
     public func state(of sha1: String) -> ImageState? { facts[sha1]?.state }
+
+    /// The multipart upload recorded for an image. A read of one fact on the actor: a caller
+    /// that took `facts` to look one image up held the dictionary while the recorder recorded,
+    /// and the next record copied all of it (every checksum's facts, at every transfer).
+    public func multipart(of sha1: String) -> MultipartUpload? { facts[sha1]?.multipart }
+
+    /// The images among `items` the server is processing (Uploaded, or a state this client does
+    /// not know), with their ids, read on the actor for the same reason as `multipart(of:)`.
+    func inProgress(_ items: [SyncItem]) -> [(sha1: String, id: String)] {
+        items.compactMap { item in
+            guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
+            return (item.sha1, id)
+        }
+    }
 }

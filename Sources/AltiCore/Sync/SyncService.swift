@@ -128,7 +128,9 @@ public struct SyncService: Sendable {
         // 3. Sync the unique, usable images through the engine; the storage (cloud, bucket) is
         //    chosen only if something must be sent.
         let (items, facts) = ManifestSession.items(of: sessions)
-        let recorder = SyncRecorder(initial: facts, journals: sessions.compactMap(\.journal), metrics: metrics)
+        // Handed over, not shared: a copy kept here would make the recorder's first change copy
+        // every checksum's facts.
+        let recorder = SyncRecorder(initial: consume facts, journals: sessions.compactMap(\.journal), metrics: metrics)
         await onRecorder?(recorder)
         let choice = StorageChoice(catalog: catalog, storages: storages, request: request,
                                    bound: sessions.first?.manifest.remote, known: server)
