@@ -170,6 +170,13 @@ public actor SyncRecorder {
 
     public func state(of sha1: String) -> ImageState? { facts[sha1]?.state }
 
+    /// The facts, handed over at the end of a run: the recorder keeps none (nothing is recorded
+    /// after `finish()`).
+    public func releaseFacts() -> [String: ServerFacts] {
+        defer { facts = [:] }
+        return facts
+    }
+
     /// The multipart upload recorded for an image. A read of one fact on the actor: a caller
     /// that took `facts` to look one image up held the dictionary while the recorder recorded,
     /// and the next record copied all of it (every checksum's facts, at every transfer).

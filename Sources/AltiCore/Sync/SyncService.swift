@@ -170,6 +170,14 @@ public struct SyncService: Sendable {
             throw error
         }
         await recorder.finish()
+        // The ids for the summary are read now and the recorder lets its facts go: the fold
+        // below builds the same facts again from the journal, and both at once were the peak
+        // (about 170 bytes a checksum each).
+        let serverIDs = await recorder.releaseFacts().compactMapValues { $0.imageID.isEmpty ? nil : $0.imageID }
+        // Give back to the system what the scan, the plan and the transfers freed, before the
+        // fold and the save allocate again: glibc keeps freed memory in the arena of the thread
+        // that freed it, and the fold runs on whichever thread of the pool it lands on.
+        MemoryRelease.trim()
 
         // 5. Write back: fold the journal, save atomically, drop the journal.
         let (cloud, bucket) = try await writeBack(sessions, choice: choice)
@@ -178,7 +186,7 @@ public struct SyncService: Sendable {
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
-        summary.serverIDs = await recorder.facts.compactMapValues { $0.imageID.isEmpty ? nil : $0.imageID }
+        summary.serverIDs = serverIDs
         summary.sizesBySHA1 = Self.sizes(items)
         return summary
     }
