@@ -137,6 +137,7 @@ public struct SyncEngine: Sendable {
         //    server's truth wins (images deleted in the web app, a project emptied are noticed
         //    and sent again). Batched, 100 per request: a no-change re-run costs ceil(N/100).
         await recorder.setPhase(.checking)
+        await recorder.reserveFacts(items.count)
         let recorded = SyncPlan(items: items, facts: await recorder.facts)
         try await lookUp(items.map(\.sha1), project: project)
 

@@ -177,6 +177,11 @@ public actor SyncRecorder {
         return facts
     }
 
+    /// Makes room for the facts of `count` checksums at once. Grown as answers arrive, the
+    /// dictionary doubled several times, and each doubling held the old buckets and the new
+    /// together: at 100,000 images 23 MB and 46 MB, the 69 MB top of a plan's peak heap.
+    public func reserveFacts(_ count: Int) { facts.reserveCapacity(count) }
+
     /// The multipart upload recorded for an image. A read of one fact on the actor: a caller
     /// that took `facts` to look one image up held the dictionary while the recorder recorded,
     /// and the next record copied all of it (every checksum's facts, at every transfer).
