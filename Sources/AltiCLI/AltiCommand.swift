@@ -19,6 +19,7 @@ public struct AltiCommand: AsyncParsableCommand {
     public static let versionLine = "alti \(AltiVersion.version) (\(BuildInfo.commit))"
 
     public static func main() async {
+        MemoryRelease.limitArenas()
         let code = await execute(Array(CommandLine.arguments.dropFirst()))
         // Everything durable is already fsynced and all output went out through unbuffered
         // writes; what `exit` would add is libc's atexit handlers (OpenSSL's and GnuTLS's global

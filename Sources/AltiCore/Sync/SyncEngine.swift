@@ -1,16 +1,21 @@
 import Foundation
 
 /// One unique image (by checksum) to bring to Ready on the server.
-public struct SyncItem: Sendable {
-    public var sha1: String
+///
+/// A class, not a struct: a sync's plan, its lists of images to send and to wait on, and each
+/// registration window are arrays of the same items, which as values were copies of some 200
+/// bytes per image each (two plans of 100,000 images were 50 MB of a 214 MB peak heap); shared,
+/// each list costs a reference per image. Immutable, so sharing changes nothing.
+public final class SyncItem: Sendable {
+    public let sha1: String
     /// One readable copy of the bytes (duplicates elsewhere are the same image).
-    public var source: UploadSource
+    public let source: UploadSource
     /// The client file name sent as `filename` (the server's `name`).
-    public var filename: String
+    public let filename: String
     /// The API's IMAGE_TYPE: JPEG, PNG or TIFF.
-    public var imageType: String
-    public var width: Int
-    public var height: Int
+    public let imageType: String
+    public let width: Int
+    public let height: Int
 
     public init(sha1: String, source: UploadSource, filename: String, imageType: String, width: Int = 0, height: Int = 0) {
         self.sha1 = sha1
@@ -132,6 +137,7 @@ public struct SyncEngine: Sendable {
         //    server's truth wins (images deleted in the web app, a project emptied are noticed
         //    and sent again). Batched, 100 per request: a no-change re-run costs ceil(N/100).
         await recorder.setPhase(.checking)
+        await recorder.reserveFacts(items.count)
         let recorded = SyncPlan(items: items, facts: await recorder.facts)
         try await lookUp(items.map(\.sha1), project: project)
 
@@ -391,7 +397,7 @@ public struct SyncEngine: Sendable {
     func resume(_ sha1: String) async -> TransferResume {
         let recorder = self.recorder
         let now = self.now
-        return TransferResume(multipart: await recorder.facts[sha1]?.multipart) { step in
+        return TransferResume(multipart: await recorder.multipart(of: sha1)) { step in
             switch step {
             case .multipartStarted(let id, let key, let partSize):
                 try await recorder.record(JournalEvent(.multipartStarted, sha1: sha1, at: now(), uploadID: id, key: key,
@@ -422,13 +428,9 @@ public struct SyncEngine: Sendable {
         var interval = options.pollInitial
         var announced = false
         while true {
-            let facts = await recorder.facts
             // Poll what the server is processing: Uploaded, or a state this client does not know
             // (the real service may have intermediate ones). Pending without our bytes will not move.
-            let pending = items.compactMap { item -> (sha1: String, id: String)? in
-                guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
-                return (item.sha1, id)
-            }
+            let pending = await recorder.inProgress(items)
             if !announced {
                 // The display's total for this phase (the upload's plan says nothing about it).
                 announced = true

@@ -173,4 +173,30 @@ public actor SyncRecorder {
     }
 
     public func state(of sha1: String) -> ImageState? { facts[sha1]?.state }
+
+    /// The facts, handed over at the end of a run: the recorder keeps none (nothing is recorded
+    /// after `finish()`).
+    public func releaseFacts() -> [String: ServerFacts] {
+        defer { facts = [:] }
+        return facts
+    }
+
+    /// Makes room for the facts of `count` checksums at once. Grown as answers arrive, the
+    /// dictionary doubled several times, and each doubling held the old buckets and the new
+    /// together: at 100,000 images 23 MB and 46 MB, the 69 MB top of a plan's peak heap.
+    public func reserveFacts(_ count: Int) { facts.reserveCapacity(count) }
+
+    /// The multipart upload recorded for an image. A read of one fact on the actor: a caller
+    /// that took `facts` to look one image up held the dictionary while the recorder recorded,
+    /// and the next record copied all of it (every checksum's facts, at every transfer).
+    public func multipart(of sha1: String) -> MultipartUpload? { facts[sha1]?.multipart }
+
+    /// The images among `items` the server is processing (Uploaded, or a state this client does
+    /// not know), with their ids, read on the actor for the same reason as `multipart(of:)`.
+    func inProgress(_ items: [SyncItem]) -> [(sha1: String, id: String)] {
+        items.compactMap { item in
+            guard let f = facts[item.sha1], let id = f.id, f.state.isInProgress else { return nil }
+            return (item.sha1, id)
+        }
+    }
 }

@@ -137,7 +137,9 @@ public struct SyncService: Sendable {
         // 3. Sync the unique, usable images through the engine; the storage (cloud, bucket) is
         //    chosen only if something must be sent.
         let (items, facts) = ManifestSession.items(of: sessions)
-        let recorder = SyncRecorder(initial: facts, journals: sessions.compactMap(\.journal), metrics: metrics)
+        // Handed over, not shared: a copy kept here would make the recorder's first change copy
+        // every checksum's facts.
+        let recorder = SyncRecorder(initial: consume facts, journals: sessions.compactMap(\.journal), metrics: metrics)
         await onRecorder?(recorder)
         let choice = StorageChoice(catalog: catalog, storages: storages, request: request,
                                    bound: sessions.first?.manifest.remote, known: server)
@@ -177,6 +179,14 @@ public struct SyncService: Sendable {
             throw error
         }
         await recorder.finish()
+        // The ids for the summary are read now and the recorder lets its facts go: the fold
+        // below builds the same facts again from the journal, and both at once were the peak
+        // (about 170 bytes a checksum each).
+        let serverIDs = await recorder.releaseFacts().compactMapValues { $0.imageID.isEmpty ? nil : $0.imageID }
+        // Give back to the system what the scan, the plan and the transfers freed, before the
+        // fold and the save allocate again: glibc keeps freed memory in the arena of the thread
+        // that freed it, and the fold runs on whichever thread of the pool it lands on.
+        MemoryRelease.trim()
 
         // 5. Write back: fold the journal, save atomically, drop the journal.
         let (cloud, bucket) = try await writeBack(sessions, choice: choice)
@@ -185,7 +195,7 @@ public struct SyncService: Sendable {
             manifests: sessions.map(\.location.file.path), report: report, pathsBySHA1: Self.paths(items),
             metrics: metrics.snapshot, dryRun: request.options.dryRun, waited: request.options.waitLimit != nil,
             offlinePlan: false, seconds: Date().timeIntervalSince(started))
-        summary.serverIDs = await recorder.facts.compactMapValues { $0.imageID.isEmpty ? nil : $0.imageID }
+        summary.serverIDs = serverIDs
         summary.sizesBySHA1 = Self.sizes(items)
         return summary
     }
