@@ -373,6 +373,8 @@ final class AltiChild {
         try tree.ageAllFiles()
         try await withEmulator(testEmulatorConfiguration()) { emu in
             let args = ["sync", archive, "--project", Self.project, "--transfers", "1"]
+            // 100 ms per PUT, as for the folder: the test must catch a body in flight.
+            await emu.state.updateFaults { $0.put.latencyMilliseconds = 100 }
             let child = try AltiChild.launch(args, Self.env(emu))
             defer { child.removeFiles() }
             try await Self.killMidBody(child, emu) { $0.puts("ok") >= 2 }
