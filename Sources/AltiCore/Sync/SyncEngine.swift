@@ -254,6 +254,9 @@ public struct SyncEngine: Sendable {
                     if finished == workers { group.cancelAll() }  // the sampler
                 }
             }
+            // The last `stored` lines did not wait for their fsync: an fsync that failed under
+            // them stops the run here, as it would have stopped the next append.
+            try await recorder.waitUntilDurable()
         } catch {
             // A background registration must not outlive the upload (it would journal after
             // the fold); stop it and let what it already recorded stand.

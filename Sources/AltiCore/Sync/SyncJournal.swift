@@ -229,6 +229,14 @@ public final class SyncJournal: @unchecked Sendable {
         try await append([event], waitForDisk: waitForDisk)
     }
 
+    /// Returns once every append made so far is fsynced, or throws the fsync failure that an
+    /// append which did not wait for the disk never heard (the run's last batch may be one).
+    public func waitUntilDurable() async throws {
+        // The queue is serial: a block queued now runs after every flush queued before it.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in Self.queue.async { done.resume() } }
+        if let failure = waitingLock.withLock({ syncFailure }) { throw failure }
+    }
+
     private static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -97,6 +97,11 @@ public actor SyncRecorder {
         try await record([event], waitForDisk: waitForDisk)
     }
 
+    /// Returns once everything recorded is on disk (see `SyncJournal.waitUntilDurable`).
+    public func waitUntilDurable() async throws {
+        for journal in journals { try await journal.waitUntilDurable() }
+    }
+
     /// The server's reason for an Invalid that means "the bytes do not hash to the checksum
     /// registered" (the emulator: "checksum mismatch: registered X, stored bytes have Y").
     static func isChecksumMismatch(_ errors: [String]) -> Bool {

@@ -98,7 +98,7 @@ public struct SyncService: Sendable {
         // behind the hashing; its answer is read only once the scan is done (step 2).
         let catalog = self.catalog
         let projectID = request.project
-        async let early = await Result(awaiting: { try await catalog.projectAndServerInfo(projectID) })
+        async let early = Result(awaiting: { try await catalog.projectAndServerInfo(projectID) })
 
         // 1. Scan (offline work first: whatever happens to the network, the hashes are kept).
         let sessions = try await Self.openSessions(request, scanner: scanner, progress: scanProgress)
