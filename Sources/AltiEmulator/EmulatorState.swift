@@ -98,7 +98,10 @@ public actor EmulatorState {
     /// The 65-minute rule: Pending images untouched that long become Invalid.
     private func expireStalePending() {
         let now = clock.now()
+        guard let oldest = images.oldestPendingChange,
+              now.timeIntervalSince(oldest) >= configuration.pendingTimeout else { return }
         var changed = false
+        defer { images.tightenPendingBound() }
         for id in images.pendingIDs {
             guard var image = images[id], now.timeIntervalSince(image.modifiedAt) >= configuration.pendingTimeout else { continue }
             image.state = .invalid

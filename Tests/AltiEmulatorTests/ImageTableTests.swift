@@ -38,4 +38,33 @@ import Testing
         #expect(table.id(projectID: "q", checksum: "aaaa") == nil)
         #expect(table.values.map(\.id) == ["b"])
     }
+
+    /// The bound the 65-minute rule skips its walk by is never later than a Pending image's last
+    /// change (else an image would outlive its 65 minutes), and is made exact on demand.
+    @Test func theOldestPendingChangeIsALowerBoundMadeExactOnDemand() {
+        func at(_ seconds: TimeInterval, _ record: ImageRecord) -> ImageRecord {
+            var record = record
+            record.modifiedAt = Date(timeIntervalSince1970: seconds)
+            return record
+        }
+        var table = ImageTable()
+        #expect(table.oldestPendingChange == nil)
+        table["a"] = at(100, Self.record("a", checksum: "aaaa", state: .pending))
+        table["b"] = at(50, Self.record("b", checksum: "bbbb", state: .pending))
+        table["c"] = at(10, Self.record("c", checksum: "cccc", state: .ready))  // not Pending: no bound
+        #expect(table.oldestPendingChange == Date(timeIntervalSince1970: 50))
+
+        table["b"] = at(200, table["b"]!)  // touched again: the bound may stay early, never late
+        #expect(table.oldestPendingChange == Date(timeIntervalSince1970: 50))
+        table.tightenPendingBound()
+        #expect(table.oldestPendingChange == Date(timeIntervalSince1970: 100))
+
+        var a = table["a"]!
+        a.state = .invalid
+        table["a"] = a
+        table.tightenPendingBound()
+        #expect(table.oldestPendingChange == Date(timeIntervalSince1970: 200))
+        table.removeValue(forKey: "b")
+        #expect(table.oldestPendingChange == nil)
+    }
 }
