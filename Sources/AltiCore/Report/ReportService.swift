@@ -15,8 +15,7 @@ public struct ReportService: Sendable {
         let status = StatusService(store: store)
         var sources: [(source: ReportSource, manifest: Manifest)] = []
         for located in try status.locate(paths: paths, manifestOverride: manifestOverride) {
-            var (manifest, journal) = try status.recorded(located)
-            ManifestSync.fold(journal, into: &manifest)
+            let manifest = try status.recorded(located).manifest
             let source = ReportSource(root: manifest.source.root, kind: manifest.source.kind,
                                       manifest: located.location.file.path, remote: manifest.remote)
             sources.append((source, manifest))

@@ -148,13 +148,19 @@ public struct SourceStatus: Sendable {
                 manifestIsFallback: Bool = false) {
         var manifest = recorded
         ManifestSync.fold(journal, into: &manifest)
+        self.init(folded: manifest, journalEvents: journal.count, manifestPath: manifestPath,
+                  manifestIsFallback: manifestIsFallback)
+    }
+
+    /// The view of a manifest its leftover journal (`journalEvents` events) is already folded into.
+    public init(folded manifest: Manifest, journalEvents: Int, manifestPath: String, manifestIsFallback: Bool = false) {
         root = manifest.source.root
         kind = manifest.source.kind
         self.manifest = manifestPath
         self.manifestIsFallback = manifestIsFallback
         remote = manifest.remote
         writtenAt = manifest.writtenAt
-        journalEvents = journal.count
+        self.journalEvents = journalEvents
         // RFC 3339 UTC with fixed-width fields: the latest sorts last as a string.
         lastCheckedAt = manifest.entries.compactMap { $0.server?.checkedAt }.filter { !$0.isEmpty }.max()
         let display = { (path: String) in Self.displayPath(root: manifest.source.root, kind: manifest.source.kind, path) }
